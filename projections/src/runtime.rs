@@ -1,0 +1,460 @@
+//! The projector runtime.
+
+use async_trait::async_trait;
+use eventdesk_store::subscription::{StopToken, wait_for_news};
+use eventdesk_store::{Checkpoint, EventStore, PgEventStore, RecordedEvent};
+use sqlx::{Connection, PgConnection, Row};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An error from a projection handler. Any error is retried and then dead-lettered.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A read model fed by the event log.
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name (also the advisory-lock key and checkpoint key).
+    fn name(&self) -> &'static str;
+    /// Version of the read model's shape; a new version is built beside the old one.
+    fn version(&self) -> i32;
+    /// Applies a batch inside the runtime's transaction. Must be set-based (one statement for
+    /// many rows) and idempotent under replay of the same batch.
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), HandlerError>;
+}
+
+/// Tuning of the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Events per batch.
+    pub batch_size: i64,
+    /// Attempts of a failing batch (and then of each of its events) before dead-lettering.
+    pub max_retries: u32,
+    /// Pause between attempts (doubles each time).
+    pub retry_backoff: Duration,
+    /// How often a standby tries to become leader.
+    pub leader_retry: Duration,
+    /// Longest sleep between polls when no notification arrives.
+    pub max_poll: Duration,
+    /// How often a leader checks that its lock connection is still alive.
+    pub lock_check: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 2000,
+            max_retries: 3,
+            retry_backoff: Duration::from_millis(20),
+            leader_retry: Duration::from_millis(500),
+            max_poll: Duration::from_millis(500),
+            lock_check: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Runs a set of projections, each in its own task, each only where this node holds its lock.
+#[derive(Clone)]
+pub struct ProjectorRuntime {
+    store: PgEventStore,
+    projections: Vec<Arc<dyn Projection>>,
+    config: RuntimeConfig,
+}
+
+impl std::fmt::Debug for ProjectorRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectorRuntime")
+            .field(
+                "projections",
+                &self
+                    .projections
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>(),
+            )
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// The running tasks.
+#[derive(Debug)]
+pub struct RuntimeHandle {
+    stop: StopToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RuntimeHandle {
+    /// Stops every projection task (releasing their locks) and waits for them.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+enum BatchError {
+    /// Another runner moved the checkpoint: reload and go on.
+    Stale,
+    /// The handler (or the database) failed.
+    Failed(String),
+}
+
+/// The outcome of a catch-up run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CatchUp {
+    /// Events applied (dead-lettered ones included).
+    pub events: u64,
+    /// Batches committed.
+    pub batches: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl ProjectorRuntime {
+    /// A runtime over `store` with `projections`.
+    pub fn new(
+        store: PgEventStore,
+        projections: Vec<Arc<dyn Projection>>,
+        config: RuntimeConfig,
+    ) -> Self {
+        Self {
+            store,
+            projections,
+            config,
+        }
+    }
+
+    /// The registered projections.
+    pub fn projections(&self) -> &[Arc<dyn Projection>] {
+        &self.projections
+    }
+
+    /// Spawns one task per projection.
+    pub fn spawn(&self) -> RuntimeHandle {
+        let stop = StopToken::new();
+        let tasks = self
+            .projections
+            .iter()
+            .map(|p| {
+                let me = self.clone();
+                let p = p.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move { me.run_projection(p, stop).await })
+            })
+            .collect();
+        RuntimeHandle { stop, tasks }
+    }
+
+    /// Leader election loop for one projection.
+    async fn run_projection(&self, p: Arc<dyn Projection>, stop: StopToken) {
+        let name = p.name();
+        loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            match self.try_lead(&*p).await {
+                Ok(Some(lock_conn)) => {
+                    tracing::info!(projection = name, "became leader");
+                    if let Err(e) = self.lead(&*p, lock_conn, &stop).await {
+                        tracing::warn!(projection = name, error = %e, "leadership lost");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(projection = name, error = %e, "leader election failed"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.config.leader_retry) => {}
+            }
+        }
+    }
+
+    /// Takes the projection's advisory lock on a dedicated connection, or returns `None`.
+    /// The lock lives exactly as long as that connection: if it dies, a standby takes over.
+    async fn try_lead(&self, p: &dyn Projection) -> Result<Option<PgConnection>, sqlx::Error> {
+        let opts = self.store.pool().connect_options();
+        let mut conn = PgConnection::connect_with(&opts).await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(lock_key(p))
+            .fetch_one(&mut conn)
+            .await?;
+        if got {
+            self.ensure_checkpoint(p).await?;
+            Ok(Some(conn))
+        } else {
+            let _ = conn.close().await;
+            Ok(None)
+        }
+    }
+
+    async fn ensure_checkpoint(&self, p: &dyn Projection) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(p.name())
+        .bind(p.version())
+        .execute(self.store.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn load_checkpoint(&self, p: &dyn Projection) -> Result<Checkpoint, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT last_txid::text::int8, last_position FROM projection_checkpoints \
+             WHERE name = $1 AND version = $2",
+        )
+        .bind(p.name())
+        .bind(p.version())
+        .fetch_one(self.store.pool())
+        .await?;
+        Ok(Checkpoint {
+            transaction_id: row.try_get::<i64, _>(0)? as u64,
+            position: row.try_get(1)?,
+        })
+    }
+
+    /// Runs as the leader until stopped or the lock connection dies.
+    async fn lead(
+        &self,
+        p: &dyn Projection,
+        mut lock_conn: PgConnection,
+        stop: &StopToken,
+    ) -> Result<(), String> {
+        let mut rx = self.store.waker().subscribe();
+        let mut cp = self.load_checkpoint(p).await.map_err(|e| e.to_string())?;
+        let mut last_check = Instant::now();
+        let mut poll = Duration::from_millis(5);
+        loop {
+            if stop.is_cancelled() {
+                let _ = lock_conn.close().await;
+                return Ok(());
+            }
+            if last_check.elapsed() >= self.config.lock_check {
+                sqlx::query("SELECT 1")
+                    .execute(&mut lock_conn)
+                    .await
+                    .map_err(|e| format!("lock connection: {e}"))?;
+                last_check = Instant::now();
+            }
+            rx.borrow_and_update();
+            let events = match self.store.read_all(cp, self.config.batch_size).await {
+                Ok(ev) => ev,
+                Err(e) => {
+                    tracing::warn!(projection = p.name(), error = %e, "read failed");
+                    tokio::time::sleep(self.config.max_poll).await;
+                    continue;
+                }
+            };
+            if events.is_empty() {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = wait_for_news(&mut rx, poll) => {}
+                }
+                poll = (poll * 2).min(self.config.max_poll);
+                continue;
+            }
+            poll = Duration::from_millis(5);
+            match self.process(p, cp, &events).await {
+                Ok(next) => cp = next,
+                Err(()) => cp = self.load_checkpoint(p).await.map_err(|e| e.to_string())?,
+            }
+        }
+    }
+
+    /// Applies `events` (retrying, isolating and dead-lettering as needed). Returns the new
+    /// checkpoint, or `Err(())` if another runner moved the checkpoint meanwhile.
+    async fn process(
+        &self,
+        p: &dyn Projection,
+        cp: Checkpoint,
+        events: &[RecordedEvent],
+    ) -> Result<Checkpoint, ()> {
+        let mut last_err = String::new();
+        for attempt in 0..self.config.max_retries.max(1) {
+            match self.apply_tx(p, cp, events, None).await {
+                Ok(next) => return Ok(next),
+                Err(BatchError::Stale) => return Err(()),
+                Err(BatchError::Failed(e)) => {
+                    tracing::warn!(projection = p.name(), attempt, error = %e, "batch failed");
+                    last_err = e;
+                    self.backoff(attempt).await;
+                }
+            }
+        }
+        if events.len() == 1 {
+            return self.dead_letter(p, cp, &events[0], &last_err).await;
+        }
+        // Isolate the poison event(s): one event per transaction.
+        let mut cp = cp;
+        for ev in events {
+            cp = self.process_one(p, cp, ev).await?;
+        }
+        Ok(cp)
+    }
+
+    async fn process_one(
+        &self,
+        p: &dyn Projection,
+        cp: Checkpoint,
+        ev: &RecordedEvent,
+    ) -> Result<Checkpoint, ()> {
+        let mut last_err = String::new();
+        for attempt in 0..self.config.max_retries.max(1) {
+            match self.apply_tx(p, cp, std::slice::from_ref(ev), None).await {
+                Ok(next) => return Ok(next),
+                Err(BatchError::Stale) => return Err(()),
+                Err(BatchError::Failed(e)) => {
+                    last_err = e;
+                    self.backoff(attempt).await;
+                }
+            }
+        }
+        self.dead_letter(p, cp, ev, &last_err).await
+    }
+
+    async fn dead_letter(
+        &self,
+        p: &dyn Projection,
+        cp: Checkpoint,
+        ev: &RecordedEvent,
+        err: &str,
+    ) -> Result<Checkpoint, ()> {
+        tracing::error!(
+            projection = p.name(),
+            position = ev.global_position,
+            event_type = %ev.event_type,
+            tenant_id = %ev.tenant_id,
+            error = %err,
+            "poison event dead-lettered; projection degraded"
+        );
+        loop {
+            match self
+                .apply_tx(p, cp, std::slice::from_ref(ev), Some(err))
+                .await
+            {
+                Ok(next) => return Ok(next),
+                Err(BatchError::Stale) => return Err(()),
+                Err(BatchError::Failed(e)) => {
+                    tracing::warn!(projection = p.name(), error = %e, "dead-letter write failed");
+                    tokio::time::sleep(self.config.max_poll).await;
+                }
+            }
+        }
+    }
+
+    async fn backoff(&self, attempt: u32) {
+        let d = self.config.retry_backoff * 2u32.saturating_pow(attempt.min(8));
+        tokio::time::sleep(d).await;
+    }
+
+    /// One transaction: apply the batch (or, with `dead_letter`, record the single event as
+    /// dead instead) and move the checkpoint from `cp` to the batch's last event.
+    async fn apply_tx(
+        &self,
+        p: &dyn Projection,
+        cp: Checkpoint,
+        events: &[RecordedEvent],
+        dead_letter: Option<&str>,
+    ) -> Result<Checkpoint, BatchError> {
+        let fail = |e: sqlx::Error| BatchError::Failed(e.to_string());
+        let Some(last) = events.last() else {
+            return Ok(cp);
+        };
+        let mut tx = self.store.pool().begin().await.map_err(fail)?;
+        match dead_letter {
+            None => p
+                .apply(&mut tx, events)
+                .await
+                .map_err(|e| BatchError::Failed(e.to_string()))?,
+            Some(err) => {
+                sqlx::query(
+                    "INSERT INTO projection_dead_letters (projection, projection_version, \
+                     tenant_id, global_position, transaction_id, event_id, event_type, error, \
+                     attempts) VALUES ($1, $2, $3, $4, $5::int8::text::xid8, $6, $7, $8, $9) \
+                     ON CONFLICT (projection, projection_version, event_id) DO UPDATE \
+                     SET error = EXCLUDED.error, attempts = projection_dead_letters.attempts \
+                     + EXCLUDED.attempts, resolved_at = NULL",
+                )
+                .bind(p.name())
+                .bind(p.version())
+                .bind(last.tenant_id.0)
+                .bind(last.global_position)
+                .bind(last.transaction_id as i64)
+                .bind(last.event_id)
+                .bind(&last.event_type)
+                .bind(err)
+                .bind(self.config.max_retries as i32)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+            }
+        }
+        let next = last.checkpoint();
+        let done = sqlx::query(
+            "UPDATE projection_checkpoints SET last_txid = $3::int8::text::xid8, \
+             last_position = $4, last_recorded_at = $5, \
+             events_processed = events_processed + $6, updated_at = now(), \
+             state = CASE WHEN $7 OR state = 'degraded' THEN 'degraded' ELSE 'running' END, \
+             last_error = COALESCE($8, last_error) \
+             WHERE name = $1 AND version = $2 \
+               AND last_txid = $9::int8::text::xid8 AND last_position = $10",
+        )
+        .bind(p.name())
+        .bind(p.version())
+        .bind(next.transaction_id as i64)
+        .bind(next.position)
+        .bind(last.recorded_at)
+        .bind(events.len() as i64)
+        .bind(dead_letter.is_some())
+        .bind(dead_letter)
+        .bind(cp.transaction_id as i64)
+        .bind(cp.position)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+        if done.rows_affected() != 1 {
+            let _ = tx.rollback().await;
+            return Err(BatchError::Stale);
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(next)
+    }
+
+    /// Runs one projection from its checkpoint up to the current head in this task, without
+    /// leadership (for benchmarks and the `projections rebuild` command, which take the lock
+    /// themselves). Returns the work done.
+    pub async fn catch_up(&self, p: &dyn Projection) -> Result<CatchUp, String> {
+        let started = Instant::now();
+        self.ensure_checkpoint(p).await.map_err(|e| e.to_string())?;
+        let mut cp = self.load_checkpoint(p).await.map_err(|e| e.to_string())?;
+        let mut out = CatchUp::default();
+        loop {
+            let events = self
+                .store
+                .read_all(cp, self.config.batch_size)
+                .await
+                .map_err(|e| e.to_string())?;
+            if events.is_empty() {
+                break;
+            }
+            cp = self
+                .process(p, cp, &events)
+                .await
+                .map_err(|()| "checkpoint moved by another runner".to_owned())?;
+            out.events += events.len() as u64;
+            out.batches += 1;
+        }
+        out.elapsed = started.elapsed();
+        Ok(out)
+    }
+}
+
+fn lock_key(p: &dyn Projection) -> String {
+    format!("eventdesk:projection:{}", p.name())
+}

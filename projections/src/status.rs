@@ -1,0 +1,87 @@
+//! Status of every projection: position, lag (events and milliseconds), state, dead letters.
+
+use serde::Serialize;
+use sqlx::{PgPool, Row};
+
+/// The state a projection reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectionState {
+    /// Applying events normally.
+    Running,
+    /// At least one event was dead-lettered; the projection skipped it and keeps going.
+    Degraded,
+    /// A new version is being built beside the live one.
+    Rebuilding,
+    /// Not running.
+    Stopped,
+}
+
+impl ProjectionState {
+    fn parse(s: &str) -> Self {
+        match s {
+            "degraded" => Self::Degraded,
+            "rebuilding" => Self::Rebuilding,
+            "stopped" => Self::Stopped,
+            _ => Self::Running,
+        }
+    }
+}
+
+/// One row of `projections status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectionStatus {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: i32,
+    /// Global position of the last applied event.
+    pub position: i64,
+    /// Events committed below the horizon and not yet applied (capped at 10,000,000).
+    pub lag_events: i64,
+    /// Age of the oldest unapplied event, in milliseconds (0 when caught up).
+    pub lag_ms: i64,
+    /// State.
+    pub state: ProjectionState,
+    /// Events applied since the checkpoint was created.
+    pub events_processed: i64,
+    /// Dead letters not yet resolved.
+    pub dead_letters: i64,
+    /// Last error recorded.
+    pub last_error: Option<String>,
+}
+
+/// Status of every projection known to the database.
+pub async fn projection_status(pool: &PgPool) -> Result<Vec<ProjectionStatus>, sqlx::Error> {
+    let rows = sqlx::query(
+        "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) \
+         SELECT c.name, c.version, c.last_position, c.state, c.events_processed, c.last_error, \
+           (SELECT count(*) FROM (SELECT 1 FROM events e, h \
+              WHERE (e.transaction_id, e.global_position) > (c.last_txid, c.last_position) \
+                AND e.transaction_id < h.xmin LIMIT 10000000) x) AS lag_events, \
+           (SELECT (extract(epoch FROM now() - e.recorded_at) * 1000)::int8 FROM events e, h \
+              WHERE (e.transaction_id, e.global_position) > (c.last_txid, c.last_position) \
+                AND e.transaction_id < h.xmin \
+              ORDER BY e.transaction_id, e.global_position LIMIT 1) AS lag_ms, \
+           (SELECT count(*) FROM projection_dead_letters d WHERE d.projection = c.name \
+              AND d.projection_version = c.version AND d.resolved_at IS NULL) AS dead_letters \
+         FROM projection_checkpoints c ORDER BY c.name, c.version",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ProjectionStatus {
+                name: r.try_get(0)?,
+                version: r.try_get(1)?,
+                position: r.try_get(2)?,
+                state: ProjectionState::parse(r.try_get::<&str, _>(3)?),
+                events_processed: r.try_get(4)?,
+                last_error: r.try_get(5)?,
+                lag_events: r.try_get(6)?,
+                lag_ms: r.try_get::<Option<i64>, _>(7)?.unwrap_or(0).max(0),
+                dead_letters: r.try_get(8)?,
+            })
+        })
+        .collect()
+}
