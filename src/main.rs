@@ -1,1 +1,107 @@
-fn main() {}
+//! # eventdesk (binary)
+//!
+//! **Owns:** the command line — `serve`, `migrate`, `bench …` (and later `tenant …`,
+//! `audit …`, `projections …`) — and process concerns: telemetry set-up and signal handling.
+//!
+//! **Must not:** hold logic of its own beyond parsing arguments and printing results; each
+//! subcommand calls into the library crates.
+
+mod bench;
+mod telemetry;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use eventdesk_api::{Application, Config};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "eventdesk",
+    version,
+    about = "Event-sourced, multi-tenant ITSM backend"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Apply database migrations (creating the database if needed) and exit.
+    Migrate,
+    /// Run the HTTP API and the projector runtime until SIGTERM/SIGINT.
+    Serve,
+    /// Benchmarks that print figures side by side with a raw PostgreSQL baseline.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    telemetry::init(&config.log_format);
+    match run(cli, config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "command failed");
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate => {
+            let db = config.db();
+            eventdesk_store::db::ensure_database(&db.url)
+                .await
+                .context("creating the database")?;
+            eventdesk_store::Db::migrate(&db)
+                .await
+                .context("migrating")?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Serve => {
+            eventdesk_store::db::ensure_database(config.database_url.expose())
+                .await
+                .context("creating the database")?;
+            let app = Application::build(config).await?;
+            app.run_until(shutdown_signal()).await
+        }
+        Command::Bench(b) => bench::run(b, &config).await,
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,1 +1,17 @@
-//! placeholder
+//! # eventdesk-api
+//!
+//! **Owns:** everything HTTP — the axum router, configuration of the server, extractors
+//! (authentication, tenant), RBAC, request/response DTOs and their validation, the OpenAPI
+//! document, the mapping of errors to status codes (in one place), health/readiness, and the
+//! wiring that starts the projector runtime beside the server ([`Application`]).
+//!
+//! **Must not:** contain business rules (they live in `domain` and are reached through
+//! `commands`), write SQL against the event log directly (that is `store`), or build read
+//! models (that is `projections`). No other crate may depend on this one.
+
+pub mod app;
+pub mod config;
+pub mod health;
+
+pub use app::{AppState, Application, router};
+pub use config::{Config, Secret};

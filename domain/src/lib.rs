@@ -6,12 +6,44 @@
 //!
 //! **Must not:** perform I/O, be async, or depend on sqlx, axum, tokio or any transport.
 //! Every decision is a pure function of `(state, command, now)` returning events or a typed
-//! [`DomainError`](error::DomainError)-style error. `evolve` cannot fail and holds no rules.
-//! If a rule needs outside data (e.g. the next incident number), the command layer fetches it
-//! and passes it in the command.
+//! error ([`DomainError`] gathers them). `evolve` cannot fail and holds no rules.
+//! If a rule needs outside data (e.g. the next incident number, the tenant's priority matrix,
+//! whether the author of a note is an agent), the command layer fetches it and passes it in
+//! the command.
+//!
+//! Modules:
+//! - [`ids`]: UUID newtypes; [`actor`]: who issued a command;
+//! - [`values`]: validated newtypes (`parse` → [`ValidationError`]) and enums;
+//! - [`priority`]: the impact × urgency [`PriorityMatrix`];
+//! - [`incident`]: the incident aggregate and its transition table;
+//! - [`directory`]: tenant, user, team and category aggregates;
+//! - [`change`]: old/new pairs and history rows; [`error`]: [`DomainError`];
+//! - `testing` (tests, or feature `testing`): the given/when/then harness.
 
+pub mod actor;
 pub mod aggregate;
+pub mod change;
+pub mod directory;
+pub mod error;
 pub mod ids;
+pub mod incident;
+pub mod priority;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod values;
 
+pub use actor::Actor;
 pub use aggregate::{Aggregate, DomainEvent, EventCodecError};
+pub use change::{Change, FieldChange};
+pub use directory::{
+    CategoryAggregate, CategoryCommand, CategoryError, CategoryEvent, TeamAggregate, TeamCommand,
+    TeamError, TeamEvent, TenantAggregate, TenantCommand, TenantError, TenantEvent, UserAggregate,
+    UserCommand, UserError, UserEvent,
+};
+pub use error::DomainError;
 pub use ids::*;
+pub use incident::{
+    Incident, IncidentAction, IncidentAggregate, IncidentCommand, IncidentError, IncidentEvent,
+};
+pub use priority::PriorityMatrix;
+pub use values::ValidationError;

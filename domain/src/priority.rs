@@ -193,7 +193,10 @@ mod tests {
     #[test]
     fn cells_can_be_overridden() {
         let m = PriorityMatrix::ITIL.with(Impact::Low, Urgency::Low, Priority::Critical);
-        assert_eq!(m.priority_for(Impact::Low, Urgency::Low), Priority::Critical);
+        assert_eq!(
+            m.priority_for(Impact::Low, Urgency::Low),
+            Priority::Critical
+        );
         assert_eq!(
             m.priority_for(Impact::Low, Urgency::Medium),
             Priority::Low,

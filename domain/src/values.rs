@@ -727,7 +727,8 @@ impl<'de> Deserialize<'de> for IncidentNumber {
 // Enumerations
 // ---------------------------------------------------------------------------------------------
 
-/// A closed vocabulary: serde name, `as_str`, `Display`, `FromStr` and `ALL` from one list.
+/// A closed vocabulary: serde name, `as_str`, `Display`, `FromStr`, `ALL` and `NAMES` from one
+/// list, so the wire names cannot drift apart. Usable from any module of the crate.
 macro_rules! str_enum {
     (
         $(#[$meta:meta])*
@@ -736,7 +737,10 @@ macro_rules! str_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            ::serde::Serialize, ::serde::Deserialize,
+        )]
         pub enum $name {
             $( $(#[$vmeta])* #[serde(rename = $s)] $variant ),+
         }
@@ -757,18 +761,18 @@ macro_rules! str_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = ValidationError;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::values::ValidationError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($s => Ok($name::$variant),)+
-                    other => Err(ValidationError::UnknownValue {
+                    other => Err($crate::values::ValidationError::UnknownValue {
                         field: $field,
                         value: other.to_owned(),
                         expected: Self::NAMES,
@@ -778,6 +782,7 @@ macro_rules! str_enum {
         }
     };
 }
+pub(crate) use str_enum;
 
 str_enum!(
     /// The lifecycle status of an incident. See [`crate::incident`] for the transition table.

@@ -113,3 +113,97 @@ impl Db {
 pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
+
+/// Splits `postgres://…/dbname?opts` into (prefix up to the slash, dbname, optional query).
+fn parse_db_url(url: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://")? + 3;
+    let slash = base[scheme_end..].find('/').map(|i| i + scheme_end)?;
+    let name = &base[slash + 1..];
+    (!name.is_empty()).then_some((&base[..slash], name, query))
+}
+
+/// The URL of another database on the same server as `url`.
+pub fn with_database(url: &str, name: &str) -> Option<String> {
+    let (prefix, _, query) = parse_db_url(url)?;
+    Some(match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    })
+}
+
+/// Splits a URL into the URL of the server's `postgres` database and the database name.
+fn split_db_url(url: &str) -> Option<(String, String)> {
+    let (_, name, _) = parse_db_url(url)?;
+    Some((with_database(url, "postgres")?, name.to_owned()))
+}
+
+/// Creates the database named in `url` if it does not exist (connecting to the server's
+/// `postgres` database as the same user). Returns true if it was created.
+pub async fn ensure_database(url: &str) -> Result<bool, sqlx::Error> {
+    let Some((admin, name)) = split_db_url(url) else {
+        return Ok(false);
+    };
+    let mut conn = PgConnectOptions::from_str(&admin)?.connect().await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
+    if exists {
+        return Ok(false);
+    }
+    match conn
+        .execute(format!("CREATE DATABASE {}", quote_ident(&name)).as_str())
+        .await
+    {
+        Ok(_) => Ok(true),
+        // Someone else created it meanwhile.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Drops the database named in `url` (terminating its sessions).
+pub async fn drop_database(url: &str) -> Result<(), sqlx::Error> {
+    let Some((admin, name)) = split_db_url(url) else {
+        return Ok(());
+    };
+    let mut conn = PgConnectOptions::from_str(&admin)?.connect().await?;
+    conn.execute(
+        format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(&name)
+        )
+        .as_str(),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_and_rewrites_urls() {
+        assert_eq!(
+            split_db_url("postgres://u:p@h:5432/app?sslmode=disable"),
+            Some((
+                "postgres://u:p@h:5432/postgres?sslmode=disable".into(),
+                "app".into()
+            ))
+        );
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/x", "y").as_deref(),
+            Some("postgres://postgres@127.0.0.1:5432/y")
+        );
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+    }
+}

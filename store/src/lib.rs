@@ -17,6 +17,7 @@ pub mod pg;
 pub mod subscription;
 pub mod types;
 pub mod upcast;
+pub mod verify;
 
 pub use db::{Db, DbConfig, MIGRATOR};
 pub use error::{Result, StoreError};

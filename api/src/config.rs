@@ -1,0 +1,152 @@
+//! Server configuration from the environment, with secrets redacted in `Debug`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A secret string: usable, but never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret value (use sparingly, never log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything `serve` needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `DATABASE_URL`.
+    pub database_url: Secret,
+    /// `EVENTDESK_DB_ROLE` (default `eventdesk_app`; empty keeps the login role).
+    pub db_role: Option<String>,
+    /// `EVENTDESK_DB_POOL` (default 16).
+    pub db_pool: u32,
+    /// `EVENTDESK_BIND` (default `127.0.0.1:8080`).
+    pub bind: SocketAddr,
+    /// `EVENTDESK_JWT_SECRET`.
+    pub jwt_secret: Secret,
+    /// `REDIS_URL`.
+    pub redis_url: Option<Secret>,
+    /// `EVENTDESK_LOG_FORMAT` = `json` (default) | `pretty`.
+    pub log_format: String,
+    /// `EVENTDESK_REQUEST_TIMEOUT_SECS` (default 30).
+    pub request_timeout: Duration,
+    /// `EVENTDESK_PROJECTIONS` = `true` (default) runs the projector runtime in this process.
+    pub run_projections: bool,
+}
+
+/// A configuration variable had a bad value.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for {var}: {message}")]
+pub struct ConfigError {
+    /// The variable.
+    pub var: &'static str,
+    /// Why.
+    pub message: String,
+}
+
+/// The default database: the machine's local PostgreSQL with trust auth.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/eventdesk";
+
+impl Config {
+    /// Reads the environment through `get` (so tests can pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        fn parse<T: std::str::FromStr>(
+            var: &'static str,
+            v: Option<String>,
+            default: T,
+        ) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            match v {
+                None => Ok(default),
+                Some(s) if s.trim().is_empty() => Ok(default),
+                Some(s) => s.trim().parse().map_err(|e: T::Err| ConfigError {
+                    var,
+                    message: e.to_string(),
+                }),
+            }
+        }
+        let role = get("EVENTDESK_DB_ROLE");
+        Ok(Self {
+            database_url: Secret::new(
+                get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            ),
+            db_role: match role {
+                None => Some("eventdesk_app".to_owned()),
+                Some(r) if r.trim().is_empty() => None,
+                Some(r) => Some(r),
+            },
+            db_pool: parse("EVENTDESK_DB_POOL", get("EVENTDESK_DB_POOL"), 16)?,
+            bind: parse(
+                "EVENTDESK_BIND",
+                get("EVENTDESK_BIND"),
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+            )?,
+            jwt_secret: Secret::new(get("EVENTDESK_JWT_SECRET").unwrap_or_default()),
+            redis_url: get("REDIS_URL").filter(|s| !s.is_empty()).map(Secret::new),
+            log_format: get("EVENTDESK_LOG_FORMAT").unwrap_or_else(|| "json".to_owned()),
+            request_timeout: Duration::from_secs(parse(
+                "EVENTDESK_REQUEST_TIMEOUT_SECS",
+                get("EVENTDESK_REQUEST_TIMEOUT_SECS"),
+                30u64,
+            )?),
+            run_projections: parse("EVENTDESK_PROJECTIONS", get("EVENTDESK_PROJECTIONS"), true)?,
+        })
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The database configuration derived from this.
+    pub fn db(&self) -> eventdesk_store::DbConfig {
+        let mut c = eventdesk_store::DbConfig::new(self.database_url.expose());
+        c.app_role = self.db_role.clone();
+        c.max_connections = self.db_pool;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let c = Config::from_lookup(|k| match k {
+            "DATABASE_URL" => Some("postgres://u:hunter2@h/db".into()),
+            "EVENTDESK_JWT_SECRET" => Some("s3cr3t-value".into()),
+            _ => None,
+        })
+        .map_err(|e| e.to_string());
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(!dbg.contains("s3cr3t-value"), "{dbg}");
+        let Ok(c) = c else { panic!("config") };
+        assert!(!format!("{:?}", c.db()).contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_bind_names_the_variable() {
+        let e = Config::from_lookup(|k| (k == "EVENTDESK_BIND").then(|| "nope".to_owned()));
+        match e {
+            Err(e) => assert_eq!(e.var, "EVENTDESK_BIND"),
+            Ok(_) => panic!("accepted a bad bind address"),
+        }
+    }
+}

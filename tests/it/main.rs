@@ -1,0 +1,6 @@
+//! eventdesk integration tests: one binary, real PostgreSQL, a fresh database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+mod projections;
+mod store;
