@@ -34,10 +34,10 @@ pub struct DigestInput<'a> {
     pub event_type: &'a str,
     /// Schema version as stored.
     pub schema_version: i32,
-    /// Payload as stored.
-    pub data: &'a serde_json::Value,
-    /// Metadata as stored.
-    pub metadata: &'a serde_json::Value,
+    /// Payload as stored, in canonical JSON ([`canonical_json`]).
+    pub data: &'a str,
+    /// Metadata as stored, in canonical JSON.
+    pub metadata: &'a str,
     /// Recorded time (microseconds are what is stored and hashed).
     pub recorded_at: DateTime<Utc>,
 }
@@ -57,11 +57,17 @@ pub fn event_digest(input: &DigestInput<'_>) -> [u8; 32] {
     h.update(input.event_id.as_bytes());
     put_str(&mut h, input.event_type.as_bytes());
     h.update(input.schema_version.to_be_bytes());
-    // serde_json::Value maps are BTreeMaps: serialisation is canonical (sorted keys, compact).
-    put_str(&mut h, input.data.to_string().as_bytes());
-    put_str(&mut h, input.metadata.to_string().as_bytes());
+    put_str(&mut h, input.data.as_bytes());
+    put_str(&mut h, input.metadata.as_bytes());
     h.update(input.recorded_at.timestamp_micros().to_be_bytes());
     h.finalize().into()
+}
+
+/// The canonical JSON text of a value: keys sorted, no whitespace. (`serde_json::Value` maps
+/// are BTreeMaps, so its compact serialisation is canonical; a value read back from `jsonb`
+/// serialises to the same text.)
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    v.to_string()
 }
 
 /// One link of the chain: `sha256(prev || be_i64(version) || digest)`.

@@ -2,13 +2,14 @@
 
 use crate::EventStore;
 use crate::error::{Result, StoreError};
-use crate::hash::{DigestInput, event_digest, to_micros};
+use crate::hash::{DigestInput, GENESIS, chain, event_digest, to_micros};
 use crate::subscription::Waker;
 use crate::types::*;
 use crate::upcast::Upcasters;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use eventdesk_domain::{StreamId, TenantId};
+use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
@@ -29,6 +30,42 @@ pub struct PgEventStore {
     pool: PgPool,
     upcasters: Arc<Upcasters>,
     waker: Waker,
+    heads: Arc<HeadCache>,
+}
+
+/// Last known `(version, hash)` per stream. A stream's hash at a given version never changes
+/// (events are immutable), so an entry can be old but never wrong; the INSERT re-checks it.
+#[derive(Debug, Default)]
+struct HeadCache {
+    map: std::sync::Mutex<std::collections::HashMap<HeadKey, (i64, [u8; 32])>>,
+}
+
+/// `(tenant, stream)`.
+type HeadKey = (uuid::Uuid, uuid::Uuid);
+
+/// Entries kept before the cache is cleared (a clear costs one extra lookup per stream).
+const HEAD_CACHE_CAP: usize = 100_000;
+
+impl HeadCache {
+    fn get(&self, tenant: TenantId, stream: StreamId, version: i64) -> Option<[u8; 32]> {
+        let map = self.map.lock().ok()?;
+        match map.get(&(tenant.0, stream.0)) {
+            Some((v, h)) if *v == version => Some(*h),
+            _ => None,
+        }
+    }
+
+    fn put(&self, tenant: TenantId, stream: StreamId, version: i64, hash: [u8; 32]) {
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= HEAD_CACHE_CAP {
+                map.clear();
+            }
+            let e = map.entry((tenant.0, stream.0)).or_insert((version, hash));
+            if e.0 <= version {
+                *e = (version, hash);
+            }
+        }
+    }
 }
 
 impl PgEventStore {
@@ -38,6 +75,7 @@ impl PgEventStore {
             pool,
             upcasters: Arc::new(upcasters),
             waker: Waker::new(),
+            heads: Arc::new(HeadCache::default()),
         }
     }
 
@@ -70,16 +108,19 @@ impl PgEventStore {
         metadata: &EventMetadata,
         idempotency: Option<&IdempotencyKey>,
     ) -> Result<AppendOutcome> {
-        append_once(
-            conn,
-            tenant,
-            stream,
-            expected,
-            events,
-            metadata,
-            idempotency,
-        )
-        .await
+        // Not cached: the caller's transaction may still roll back.
+        let (outcome, _head) = self
+            .append_once(
+                conn,
+                tenant,
+                stream,
+                expected,
+                events,
+                metadata,
+                idempotency,
+            )
+            .await?;
+        Ok(outcome)
     }
 
     /// Tells readers (local at once, other nodes through a coalesced NOTIFY) that events were
@@ -155,49 +196,237 @@ pub fn decode_row(row: &PgRow, upcasters: &Upcasters) -> Result<RecordedEvent> {
     })
 }
 
-async fn append_once(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    stream: &StreamRef,
-    expected: ExpectedVersion,
-    events: &[NewEvent],
-    metadata: &EventMetadata,
-    idempotency: Option<&IdempotencyKey>,
-) -> Result<AppendOutcome> {
-    if events.is_empty() && idempotency.is_none() {
-        return Err(StoreError::Invalid("nothing to append".into()));
-    }
-    let recorded_at = to_micros(Utc::now());
-    let meta = serde_json::to_value(metadata)
-        .map_err(|e| StoreError::Invalid(format!("metadata: {e}")))?;
-    let n = events.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut types = Vec::with_capacity(n);
-    let mut versions = Vec::with_capacity(n);
-    let mut datas = Vec::with_capacity(n);
-    let mut metas = Vec::with_capacity(n);
-    let mut digests: Vec<Vec<u8>> = Vec::with_capacity(n);
-    for e in events {
-        digests.push(
-            event_digest(&DigestInput {
+impl PgEventStore {
+    /// One append attempt. `NoStream`/`Exact` without an idempotency key take the fast path:
+    /// one INSERT statement, hashes chained here from the cached head. Idempotent and `Any`
+    /// appends go through `eventdesk_append`, which does the whole check in the database.
+    #[allow(clippy::too_many_arguments)]
+    async fn append_once(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        stream: &StreamRef,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        metadata: &EventMetadata,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<(AppendOutcome, Option<[u8; 32]>)> {
+        if events.is_empty() && idempotency.is_none() {
+            return Err(StoreError::Invalid("nothing to append".into()));
+        }
+        let recorded_at = to_micros(Utc::now());
+        let meta = serde_json::to_value(metadata)
+            .map_err(|e| StoreError::Invalid(format!("metadata: {e}")))?;
+        let meta = raw_json(&meta)?;
+        // Each payload is serialised once: these exact bytes are hashed and sent.
+        let mut datas = Vec::with_capacity(events.len());
+        let mut digests: Vec<[u8; 32]> = Vec::with_capacity(events.len());
+        for e in events {
+            let data = raw_json(&e.data)?;
+            digests.push(event_digest(&DigestInput {
                 tenant_id: tenant.0,
                 stream_type: &stream.stream_type,
                 stream_id: stream.stream_id.0,
                 event_id: e.event_id,
                 event_type: &e.event_type,
                 schema_version: e.schema_version,
-                data: &e.data,
-                metadata: &meta,
+                data: data.get(),
+                metadata: meta.get(),
                 recorded_at,
-            })
-            .to_vec(),
-        );
-        ids.push(e.event_id);
-        types.push(e.event_type.as_str());
-        versions.push(e.schema_version);
-        datas.push(&e.data);
-        metas.push(&meta);
+            }));
+            datas.push(data);
+        }
+        let head = match (expected, idempotency) {
+            (ExpectedVersion::NoStream, None) => Some((0, GENESIS)),
+            (ExpectedVersion::Exact(n), None) if n > 0 => {
+                match self.heads.get(tenant, stream.stream_id, n) {
+                    Some(h) => Some((n, h)),
+                    None => Some((n, self.hash_at(conn, tenant, stream, expected, n).await?)),
+                }
+            }
+            _ => None,
+        };
+        let outcome = match head {
+            Some((version, hash)) => {
+                let (o, h) = self
+                    .insert_direct(
+                        conn,
+                        tenant,
+                        stream,
+                        expected,
+                        (version, hash),
+                        events,
+                        &datas,
+                        &digests,
+                        &meta,
+                        recorded_at,
+                    )
+                    .await?;
+                (o, Some(h))
+            }
+            None => {
+                let o = append_function(
+                    conn,
+                    tenant,
+                    stream,
+                    expected,
+                    events,
+                    &datas,
+                    &digests,
+                    &meta,
+                    recorded_at,
+                    idempotency,
+                )
+                .await?;
+                (o, None)
+            }
+        };
+        Ok(outcome)
     }
+
+    /// The stored hash of `version` (which must exist for an `Exact` append).
+    async fn hash_at(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        stream: &StreamRef,
+        expected: ExpectedVersion,
+        version: i64,
+    ) -> Result<[u8; 32]> {
+        let row: Option<(Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT e.hash, (SELECT max(version) FROM events m WHERE m.tenant_id = $1 \
+             AND m.stream_id = $2) FROM events e WHERE e.tenant_id = $1 AND e.stream_id = $2 \
+             AND e.version = $3",
+        )
+        .bind(tenant.0)
+        .bind(stream.stream_id.0)
+        .bind(version)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match row {
+            Some((h, _)) => h
+                .try_into()
+                .map_err(|_| StoreError::Invalid("bad hash".into())),
+            None => {
+                let actual: Option<i64> = sqlx::query_scalar(
+                    "SELECT max(version) FROM events WHERE tenant_id = $1 AND stream_id = $2",
+                )
+                .bind(tenant.0)
+                .bind(stream.stream_id.0)
+                .fetch_one(&mut *conn)
+                .await?;
+                Err(StoreError::Conflict {
+                    stream_id: stream.stream_id.0,
+                    expected,
+                    actual: Some(actual.unwrap_or(0)),
+                })
+            }
+        }
+    }
+
+    /// The fast path: one multi-row INSERT whose guard re-checks the head it chains onto.
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_direct(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        stream: &StreamRef,
+        expected: ExpectedVersion,
+        (head_version, head_hash): (i64, [u8; 32]),
+        events: &[NewEvent],
+        datas: &[Box<RawValue>],
+        digests: &[[u8; 32]],
+        meta: &RawValue,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<(AppendOutcome, [u8; 32])> {
+        let mut prev = head_hash;
+        let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(events.len());
+        for (i, d) in digests.iter().enumerate() {
+            prev = chain(&prev, head_version + 1 + i as i64, d);
+            hashes.push(prev.to_vec());
+        }
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        let versions: Vec<i32> = events.iter().map(|e| e.schema_version).collect();
+        let datas: Vec<Json<&RawValue>> = datas.iter().map(|d| Json(&**d)).collect();
+        let rows = sqlx::query(INSERT_DIRECT_SQL)
+            .bind(tenant.0)
+            .bind(&stream.stream_type)
+            .bind(stream.stream_id.0)
+            .bind(head_version)
+            .bind(&ids)
+            .bind(&types)
+            .bind(&versions)
+            .bind(&datas)
+            .bind(Json(meta))
+            .bind(recorded_at)
+            .bind(&hashes)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| StoreError::from_append(e, stream.stream_id.0, expected))?;
+        if rows.len() != events.len() {
+            return Err(StoreError::Invalid(format!(
+                "inserted {} of {} events",
+                rows.len(),
+                events.len()
+            )));
+        }
+        let first = rows.first().map(|r| r.try_get::<i64, _>(0)).transpose()?;
+        let last = rows.last().map(|r| r.try_get::<i64, _>(0)).transpose()?;
+        let txid = rows.first().map(|r| r.try_get::<i64, _>(1)).transpose()?;
+        let next_version = head_version + events.len() as i64;
+        let outcome = AppendOutcome {
+            first_version: head_version + 1,
+            next_version,
+            first_position: first,
+            last_position: last,
+            transaction_id: txid.map(|t| t.to_string()),
+            count: events.len() as i64,
+            replayed: false,
+        };
+        Ok((outcome, prev))
+    }
+
+    fn remember_head(&self, events: &[RecordedEvent]) {
+        if let Some(last) = events.last()
+            && let Ok(h) = <[u8; 32]>::try_from(last.hash.as_slice())
+        {
+            self.heads
+                .put(last.tenant_id, last.stream_id, last.version, h);
+        }
+    }
+}
+
+/// The fast-path INSERT. It needs no guard: the head it chains onto (version `$4`) is known to
+/// be committed — it came from a committed read, a committed append, or a lookup — and events
+/// are immutable, so it still exists. A head *above* `$4` violates the unique key (23505).
+const INSERT_DIRECT_SQL: &str = "INSERT INTO events (tenant_id, stream_type, stream_id, version, \
+     event_id, event_type, schema_version, data, metadata, recorded_at, hash) \
+     SELECT $1, $2, $3, $4 + t.ord, t.event_id, t.event_type, t.schema_version, t.data, $9, $10, \
+            t.hash \
+       FROM unnest($5::uuid[], $6::text[], $7::int4[], $8::jsonb[], $11::bytea[]) \
+            WITH ORDINALITY AS t(event_id, event_type, schema_version, data, hash, ord) \
+     RETURNING global_position, transaction_id::text::int8";
+
+#[allow(clippy::too_many_arguments)]
+async fn append_function(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    stream: &StreamRef,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    datas: &[Box<RawValue>],
+    digests: &[[u8; 32]],
+    meta: &RawValue,
+    recorded_at: DateTime<Utc>,
+    idempotency: Option<&IdempotencyKey>,
+) -> Result<AppendOutcome> {
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let versions: Vec<i32> = events.iter().map(|e| e.schema_version).collect();
+    let datas: Vec<Json<&RawValue>> = datas.iter().map(|d| Json(&**d)).collect();
+    let metas: Vec<Json<&RawValue>> = events.iter().map(|_| Json(meta)).collect();
+    let digests: Vec<&[u8]> = digests.iter().map(|d| d.as_slice()).collect();
     let row = sqlx::query(
         "SELECT replayed, result FROM eventdesk_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
          $11, $12, $13)",
@@ -241,16 +470,17 @@ impl EventStore for PgEventStore {
         loop {
             // One statement in autocommit mode: one round trip, one short transaction.
             let mut conn = self.pool.acquire().await?;
-            let r = append_once(
-                &mut conn,
-                tenant,
-                stream,
-                expected,
-                &events,
-                metadata,
-                idempotency,
-            )
-            .await;
+            let r = self
+                .append_once(
+                    &mut conn,
+                    tenant,
+                    stream,
+                    expected,
+                    &events,
+                    metadata,
+                    idempotency,
+                )
+                .await;
             match r {
                 Err(StoreError::Conflict { .. })
                     if expected == ExpectedVersion::Any && attempt < ANY_RETRIES =>
@@ -258,7 +488,11 @@ impl EventStore for PgEventStore {
                     attempt += 1;
                     continue;
                 }
-                Ok(outcome) => {
+                Ok((outcome, head)) => {
+                    if let Some(h) = head {
+                        self.heads
+                            .put(tenant, stream.stream_id, outcome.next_version, h);
+                    }
                     if outcome.count > 0 && !outcome.replayed {
                         self.notify_appended();
                     }
@@ -285,7 +519,12 @@ impl EventStore for PgEventStore {
             .bind(from_version)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| self.decode_row(r)).collect()
+        let events = rows
+            .iter()
+            .map(|r| self.decode_row(r))
+            .collect::<Result<Vec<_>>>()?;
+        self.remember_head(&events);
+        Ok(events)
     }
 
     async fn read_all(&self, after: Checkpoint, limit: i64) -> Result<Vec<RecordedEvent>> {
@@ -314,4 +553,9 @@ pub static READ_ALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(
 /// A v7 uuid (re-exported for callers that build events by hand).
 pub fn new_event_id() -> Uuid {
     Uuid::now_v7()
+}
+
+/// Serialises a value once, canonically (see [`canonical_json`]), without re-parsing it.
+fn raw_json(v: &serde_json::Value) -> Result<Box<RawValue>> {
+    serde_json::value::to_raw_value(v).map_err(|e| StoreError::Invalid(format!("json: {e}")))
 }

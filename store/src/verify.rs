@@ -2,7 +2,7 @@
 //! (no upcasting: the hash covers the stored form).
 
 use crate::Result;
-use crate::hash::{ChainFault, ChainVerifier, DigestInput, StoredLink};
+use crate::hash::{ChainFault, ChainVerifier, DigestInput, StoredLink, canonical_json};
 use chrono::{DateTime, Utc};
 use eventdesk_domain::{StreamId, TenantId};
 use futures::TryStreamExt;
@@ -88,6 +88,7 @@ async fn verify_where(
             current = Some((tenant_id, stream_id));
             verifier = ChainVerifier::default();
         }
+        let (data, metadata) = (canonical_json(&data), canonical_json(&metadata));
         let link = StoredLink {
             version,
             input: DigestInput {

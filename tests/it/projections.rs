@@ -68,10 +68,10 @@ impl Projection for Counter {
         events: &[RecordedEvent],
     ) -> Result<(), HandlerError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        if let Some(p) = self.poison {
-            if events.iter().any(|e| e.event_type == p) {
-                return Err(format!("cannot handle {p}").into());
-            }
+        if let Some(p) = self.poison
+            && events.iter().any(|e| e.event_type == p)
+        {
+            return Err(format!("cannot handle {p}").into());
         }
         let half = events.len().div_ceil(2);
         for (i, e) in events.iter().enumerate() {

@@ -430,8 +430,10 @@ async fn hash_chain_links_events_and_detects_tampering() {
             event_id: e.event_id,
             event_type: &e.event_type,
             schema_version: e.stored_schema_version,
-            data: &e.data,
-            metadata: &serde_json::to_value(&e.metadata).unwrap(),
+            data: &eventdesk_store::hash::canonical_json(&e.data),
+            metadata: &eventdesk_store::hash::canonical_json(
+                &serde_json::to_value(&e.metadata).unwrap(),
+            ),
             recorded_at: e.recorded_at,
         });
         let h = eventdesk_store::hash::chain(&prev, e.version, &digest);
