@@ -9,6 +9,7 @@ use crate::upcast::Upcasters;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use eventdesk_domain::{StreamId, TenantId};
+use futures::TryStreamExt;
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -19,8 +20,10 @@ use uuid::Uuid;
 /// How often an `Any` append retries after losing a race for the next version.
 const ANY_RETRIES: usize = 8;
 
-/// The columns every reader selects, in the order [`decode_row`] reads them.
-pub const EVENT_COLUMNS: &str = "global_position, transaction_id::text::int8 AS transaction_id, \
+/// The columns every reader selects, in the order [`decode_row`] reads them. (The xid8 is
+/// selected as `txid`: an alias named `transaction_id` would shadow the column in `ORDER BY`
+/// and turn the primary-key walk into a sort of the whole table.)
+pub const EVENT_COLUMNS: &str = "global_position, transaction_id::text::int8 AS txid, \
      tenant_id, stream_type, stream_id, version, event_id, event_type, schema_version, data, \
      metadata, recorded_at, hash";
 
@@ -528,13 +531,17 @@ impl EventStore for PgEventStore {
     }
 
     async fn read_all(&self, after: Checkpoint, limit: i64) -> Result<Vec<RecordedEvent>> {
-        let rows = sqlx::query(READ_ALL_SQL.as_str())
+        // Decode while rows stream in, so the database and the decoder overlap.
+        let mut rows = sqlx::query(READ_ALL_SQL.as_str())
             .bind(after.transaction_id as i64)
             .bind(after.position)
             .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| self.decode_row(r)).collect()
+            .fetch(&self.pool);
+        let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(10_000));
+        while let Some(row) = rows.try_next().await? {
+            out.push(self.decode_row(&row)?);
+        }
+        Ok(out)
     }
 }
 
