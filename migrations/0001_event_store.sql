@@ -154,6 +154,7 @@ BEGIN
     v_txid := pg_current_xact_id_if_assigned();
 
     result := jsonb_build_object(
+        'stream_id', p_stream_id,
         'first_version', v_head_version + 1,
         'next_version', v_head_version + v_n,
         'first_position', v_positions[1],

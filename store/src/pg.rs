@@ -379,6 +379,7 @@ impl PgEventStore {
         let txid = rows.first().map(|r| r.try_get::<i64, _>(1)).transpose()?;
         let next_version = head_version + events.len() as i64;
         let outcome = AppendOutcome {
+            stream_id: Some(stream.stream_id.0),
             first_version: head_version + 1,
             next_version,
             first_position: first,

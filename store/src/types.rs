@@ -104,6 +104,9 @@ pub struct IdempotencyKey {
 /// What an append wrote (or, when `replayed`, what the first append with this key wrote).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppendOutcome {
+    /// The stream written (for a replay: the stream the *first* request wrote).
+    #[serde(default)]
+    pub stream_id: Option<Uuid>,
     /// Version of the first event written.
     pub first_version: i64,
     /// The stream's head version after the append (the new ETag).
