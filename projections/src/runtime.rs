@@ -230,6 +230,7 @@ impl ProjectorRuntime {
         let mut cp = self.load_checkpoint(p).await.map_err(|e| e.to_string())?;
         let mut last_check = Instant::now();
         let mut poll = Duration::from_millis(5);
+        let mut prefetched: Option<Vec<RecordedEvent>> = None;
         loop {
             if stop.is_cancelled() {
                 let _ = lock_conn.close().await;
@@ -243,13 +244,16 @@ impl ProjectorRuntime {
                 last_check = Instant::now();
             }
             rx.borrow_and_update();
-            let events = match self.store.read_all(cp, self.config.batch_size).await {
-                Ok(ev) => ev,
-                Err(e) => {
-                    tracing::warn!(projection = p.name(), error = %e, "read failed");
-                    tokio::time::sleep(self.config.max_poll).await;
-                    continue;
-                }
+            let events = match prefetched.take() {
+                Some(ev) if !ev.is_empty() => ev,
+                _ => match self.store.read_all(cp, self.config.batch_size).await {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        tracing::warn!(projection = p.name(), error = %e, "read failed");
+                        tokio::time::sleep(self.config.max_poll).await;
+                        continue;
+                    }
+                },
             };
             if events.is_empty() {
                 tokio::select! {
@@ -260,11 +264,35 @@ impl ProjectorRuntime {
                 continue;
             }
             poll = Duration::from_millis(5);
-            match self.process(p, cp, &events).await {
-                Ok(next) => cp = next,
+            let (done, next) = self.process_prefetching(p, cp, &events).await;
+            match done {
+                Ok(c) => {
+                    cp = c;
+                    prefetched = next;
+                }
                 Err(()) => cp = self.load_checkpoint(p).await.map_err(|e| e.to_string())?,
             }
         }
+    }
+
+    /// Applies `events` while reading the batch after them. The prefetched batch is returned
+    /// only if the checkpoint ended exactly after `events` (otherwise it is discarded).
+    async fn process_prefetching(
+        &self,
+        p: &dyn Projection,
+        cp: Checkpoint,
+        events: &[RecordedEvent],
+    ) -> (Result<Checkpoint, ()>, Option<Vec<RecordedEvent>>) {
+        let expected = events.last().map(RecordedEvent::checkpoint).unwrap_or(cp);
+        let (done, next) = tokio::join!(
+            self.process(p, cp, events),
+            self.store.read_all(expected, self.config.batch_size)
+        );
+        let next = match (&done, next) {
+            (Ok(c), Ok(next)) if *c == expected => Some(next),
+            _ => None,
+        };
+        (done, next)
     }
 
     /// Applies `events` (retrying, isolating and dead-lettering as needed). Returns the new
@@ -434,21 +462,24 @@ impl ProjectorRuntime {
         self.ensure_checkpoint(p).await.map_err(|e| e.to_string())?;
         let mut cp = self.load_checkpoint(p).await.map_err(|e| e.to_string())?;
         let mut out = CatchUp::default();
-        loop {
-            let events = self
-                .store
-                .read_all(cp, self.config.batch_size)
-                .await
-                .map_err(|e| e.to_string())?;
-            if events.is_empty() {
-                break;
-            }
-            cp = self
-                .process(p, cp, &events)
-                .await
-                .map_err(|()| "checkpoint moved by another runner".to_owned())?;
+        let mut events = self
+            .store
+            .read_all(cp, self.config.batch_size)
+            .await
+            .map_err(|e| e.to_string())?;
+        while !events.is_empty() {
+            let (done, next) = self.process_prefetching(p, cp, &events).await;
+            cp = done.map_err(|()| "checkpoint moved by another runner".to_owned())?;
             out.events += events.len() as u64;
             out.batches += 1;
+            events = match next {
+                Some(n) => n,
+                None => self
+                    .store
+                    .read_all(cp, self.config.batch_size)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            };
         }
         out.elapsed = started.elapsed();
         Ok(out)

@@ -9,7 +9,7 @@ use crate::upcast::Upcasters;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use eventdesk_domain::{StreamId, TenantId};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -532,17 +532,31 @@ impl EventStore for PgEventStore {
     }
 
     async fn read_all(&self, after: Checkpoint, limit: i64) -> Result<Vec<RecordedEvent>> {
-        // Decode while rows stream in, so the database and the decoder overlap.
-        let mut rows = sqlx::query(READ_ALL_SQL.as_str())
+        let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(10_000));
+        let mut rows = self.stream_all(after, limit);
+        while let Some(e) = rows.try_next().await? {
+            out.push(e);
+        }
+        Ok(out)
+    }
+}
+
+impl PgEventStore {
+    /// `read_all` as a stream: events are decoded as rows arrive, so a consumer that handles
+    /// them one by one overlaps with the database and never holds the whole batch.
+    pub fn stream_all(
+        &self,
+        after: Checkpoint,
+        limit: i64,
+    ) -> futures::stream::BoxStream<'_, Result<RecordedEvent>> {
+        sqlx::query(READ_ALL_SQL.as_str())
             .bind(after.transaction_id as i64)
             .bind(after.position)
             .bind(limit)
-            .fetch(&self.pool);
-        let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(10_000));
-        while let Some(row) = rows.try_next().await? {
-            out.push(self.decode_row(&row)?);
-        }
-        Ok(out)
+            .fetch(&self.pool)
+            .map_err(StoreError::from)
+            .and_then(move |row| futures::future::ready(self.decode_row(&row)))
+            .boxed()
     }
 }
 
