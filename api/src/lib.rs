@@ -11,6 +11,8 @@
 
 pub mod app;
 pub mod config;
+pub mod error;
+pub mod extract;
 pub mod health;
 
 pub use app::{AppState, Application, router};

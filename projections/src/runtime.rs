@@ -62,6 +62,92 @@ pub struct ProjectorRuntime {
     store: PgEventStore,
     projections: Vec<Arc<dyn Projection>>,
     config: RuntimeConfig,
+    progress: Progress,
+}
+
+/// Where each projection has got to, published in-process after every committed batch, so a
+/// writer can wait until its own write is visible in a read model (read-your-writes).
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    senders: Arc<std::sync::RwLock<std::collections::HashMap<String, tokio::sync::watch::Sender<Checkpoint>>>>,
+}
+
+impl Progress {
+    fn sender(&self, name: &str) -> tokio::sync::watch::Sender<Checkpoint> {
+        if let Ok(map) = self.senders.read()
+            && let Some(s) = map.get(name)
+        {
+            return s.clone();
+        }
+        match self.senders.write() {
+            Ok(mut map) => map
+                .entry(name.to_owned())
+                .or_insert_with(|| tokio::sync::watch::channel(Checkpoint::START).0)
+                .clone(),
+            Err(_) => tokio::sync::watch::channel(Checkpoint::START).0,
+        }
+    }
+
+    fn publish(&self, name: &str, cp: Checkpoint) {
+        self.sender(name).send_if_modified(|c| {
+            let newer = cp > *c;
+            if newer {
+                *c = cp;
+            }
+            newer
+        });
+    }
+
+    /// Waits until projection `name` has applied everything up to `cp`, for at most `timeout`.
+    /// Uses the in-process signal when this node runs the projection, and polls the stored
+    /// checkpoint otherwise. Returns whether it got there.
+    pub async fn wait_for(
+        &self,
+        pool: &sqlx::PgPool,
+        name: &str,
+        cp: Checkpoint,
+        timeout: Duration,
+    ) -> bool {
+        let mut rx = self.sender(name).subscribe();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if *rx.borrow_and_update() >= cp {
+                return true;
+            }
+            if let Ok(Some(stored)) = stored_checkpoint(pool, name).await
+                && stored >= cp
+            {
+                self.publish(name, stored);
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(25)), rx.changed()).await;
+        }
+    }
+}
+
+/// The stored checkpoint of the newest version of projection `name`.
+async fn stored_checkpoint(
+    pool: &sqlx::PgPool,
+    name: &str,
+) -> Result<Option<Checkpoint>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT last_txid::text::int8, last_position FROM projection_checkpoints \
+         WHERE name = $1 ORDER BY version DESC LIMIT 1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(Checkpoint {
+            transaction_id: r.try_get::<i64, _>(0)? as u64,
+            position: r.try_get(1)?,
+        })
+    })
+    .transpose()
 }
 
 impl std::fmt::Debug for ProjectorRuntime {
@@ -126,7 +212,13 @@ impl ProjectorRuntime {
             store,
             projections,
             config,
+            progress: Progress::default(),
         }
+    }
+
+    /// The in-process progress signal (for read-your-writes waits).
+    pub fn progress(&self) -> Progress {
+        self.progress.clone()
     }
 
     /// The registered projections.
@@ -451,6 +543,7 @@ impl ProjectorRuntime {
             return Err(BatchError::Stale);
         }
         tx.commit().await.map_err(fail)?;
+        self.progress.publish(p.name(), next);
         Ok(next)
     }
 
