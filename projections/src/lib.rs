@@ -16,10 +16,28 @@
 //!   never skips a late-committing event.
 //! - A poison event is retried `max_retries` times, then written to `projection_dead_letters`
 //!   and skipped; that projection reports `degraded`, the others are unaffected.
+//!
+//! ## Read models
+//! - [`directory`] (`DirectoryProjection`, "directory" v1): `rm_tenants`, `rm_users`,
+//!   `rm_teams`, `rm_categories`.
+//! - [`incidents`] (`IncidentProjection`, "incidents" v1): `rm_incidents`,
+//!   `rm_incident_history`, `rm_incident_work_notes`, `rm_incident_attachments`.
+//! - [`queries`]: the read functions over them (tenant-scoped, RLS-protected).
+//!
+//! Both fold a batch with the domain's own `evolve` on top of the rows they load (one SELECT),
+//! then write one statement per table (see `fold`). The projector's pool runs as
+//! `eventdesk_system` (BYPASSRLS); the API reads as `eventdesk_app` inside transactions scoped
+//! with [`queries::scope_to_tenant`].
 
+pub mod directory;
 pub mod event_counts;
+mod fold;
+pub mod incidents;
+pub mod queries;
 pub mod runtime;
 pub mod status;
 
+pub use directory::DirectoryProjection;
+pub use incidents::IncidentProjection;
 pub use runtime::{HandlerError, Projection, ProjectorRuntime, RuntimeConfig, RuntimeHandle};
 pub use status::{ProjectionState, ProjectionStatus, projection_status};

@@ -69,7 +69,11 @@ pub struct ProjectorRuntime {
 /// writer can wait until its own write is visible in a read model (read-your-writes).
 #[derive(Clone, Debug, Default)]
 pub struct Progress {
-    senders: Arc<std::sync::RwLock<std::collections::HashMap<String, tokio::sync::watch::Sender<Checkpoint>>>>,
+    senders: Arc<
+        std::sync::RwLock<
+            std::collections::HashMap<String, tokio::sync::watch::Sender<Checkpoint>>,
+        >,
+    >,
 }
 
 impl Progress {
