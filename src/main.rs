@@ -1,11 +1,13 @@
 //! # eventdesk (binary)
 //!
-//! **Owns:** the command line — `serve`, `migrate`, `bench …` (and later `tenant …`,
-//! `audit …`, `projections …`) — and process concerns: telemetry set-up and signal handling.
+//! **Owns:** the command line — `serve`, `migrate`, `bench …`, `tenant create`,
+//! `platform-key create` (and later `audit …`, `projections …`) — and process concerns:
+//! telemetry set-up and signal handling.
 //!
 //! **Must not:** hold logic of its own beyond parsing arguments and printing results; each
 //! subcommand calls into the library crates.
 
+mod admin;
 mod bench;
 mod telemetry;
 
@@ -33,6 +35,12 @@ enum Command {
     /// Benchmarks that print figures side by side with a raw PostgreSQL baseline.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Tenants: create one with its first admin user.
+    #[command(subcommand)]
+    Tenant(admin::TenantCommand),
+    /// Platform API keys (tenant:manage only).
+    #[command(subcommand)]
+    PlatformKey(admin::PlatformKeyCommand),
 }
 
 #[tokio::main]
@@ -77,6 +85,8 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             app.run_until(shutdown_signal()).await
         }
         Command::Bench(b) => bench::run(b, &config).await,
+        Command::Tenant(t) => admin::tenant(t, &config).await,
+        Command::PlatformKey(k) => admin::platform_key(k, config).await,
     }
 }
 

@@ -1,37 +1,105 @@
-//! Building and running the application: router, state, projector runtime, graceful shutdown.
+//! Building and running the application: state, router, projector runtime, graceful shutdown.
 
-use crate::config::Config;
-use crate::health;
+use crate::config::{Config, Secret};
+use crate::routes;
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, header};
+use eventdesk_commands::{Clock, SystemClock};
+use eventdesk_projections::runtime::Progress;
 use eventdesk_projections::{Projection, ProjectorRuntime, RuntimeConfig, RuntimeHandle};
 use eventdesk_store::subscription::StopToken;
-use eventdesk_store::{Db, PgEventStore, Upcasters};
+use eventdesk_store::{Checkpoint, Db, PgEventStore, Upcasters};
+use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// Database pools.
+    /// The application pool (role `eventdesk_app`, row-level security applies).
     pub db: Db,
-    /// The event store.
+    /// The system pool (role `eventdesk_system`, BYPASSRLS): lookups before the tenant is
+    /// known (login, API keys) and the projector. Every use is cross-tenant by design.
+    pub system: PgPool,
+    /// The event store (appends through the application pool).
     pub store: PgEventStore,
     /// Configuration.
     pub config: Arc<Config>,
+    /// JWT signing and verification.
+    pub jwt: Arc<eventdesk_auth::JwtConfig>,
+    /// HMAC key of API-key hashes.
+    pub pepper: Secret,
+    /// The clock (the system clock in production).
+    pub clock: Arc<dyn Clock>,
+    /// Projection progress, for read-your-writes.
+    pub progress: Progress,
 }
 
-/// The HTTP router.
+impl AppState {
+    /// A transaction on the application pool scoped to `tenant` by `SET LOCAL app.tenant_id`
+    /// (the row-level-security policies read it).
+    pub async fn tenant_tx(
+        &self,
+        tenant: eventdesk_domain::TenantId,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = self.db.pool.begin().await?;
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(tenant.0.to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// Waits (bounded by `EVENTDESK_CONSISTENCY_WAIT_MS`) until `projection` has applied the
+    /// write at `cp`, so the client that gets our 2xx can read its write at once.
+    pub async fn wait_visible(&self, projection: &str, cp: Option<Checkpoint>) {
+        if let Some(cp) = cp {
+            let seen = self
+                .progress
+                .wait_for(&self.system, projection, cp, self.config.consistency_wait)
+                .await;
+            if !seen {
+                tracing::warn!(
+                    projection,
+                    ?cp,
+                    "read model lagging past the consistency wait"
+                );
+            }
+        }
+    }
+}
+
+/// The HTTP router with every layer.
 pub fn router(state: AppState) -> Router {
-    let x_request_id = axum::http::HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .with_state(state.clone())
+    let x_request_id = HeaderName::from_static("x-request-id");
+    routes::router(state.clone())
+        .layer(DefaultBodyLimit::max(routes::JSON_BODY_LIMIT))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(TimeoutLayer::with_status_code(
@@ -43,7 +111,11 @@ pub fn router(state: AppState) -> Router {
 
 /// The projections this build runs.
 pub fn projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(eventdesk_projections::event_counts::EventCounts)]
+    vec![
+        Arc::new(eventdesk_projections::event_counts::EventCounts),
+        Arc::new(eventdesk_projections::DirectoryProjection),
+        Arc::new(eventdesk_projections::IncidentProjection),
+    ]
 }
 
 /// A built, bound application, ready to run.
@@ -64,19 +136,49 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Migrates, connects and binds (port 0 picks a free port).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], with an injected clock (tests).
+    pub async fn build_with_clock(
+        mut config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        for name in config.ensure_secrets()? {
+            tracing::warn!(
+                variable = name,
+                dir = %config.data_dir.display(),
+                "generated a development secret in the data directory; set it in production"
+            );
+        }
+        let jwt = config.jwt()?;
         Db::migrate(&config.db()).await?;
         let db = Db::connect(config.db()).await?;
+        let system = Db::connect(config.system_db()).await?;
         let store = PgEventStore::new(db.pool.clone(), Upcasters::new());
-        let runtime = config
-            .run_projections
-            .then(|| ProjectorRuntime::new(store.clone(), projections(), RuntimeConfig::default()));
+        let system_store = store.with_pool(system.pool.clone());
+        let runtime = config.run_projections.then(|| {
+            ProjectorRuntime::new(
+                system_store.clone(),
+                projections(),
+                RuntimeConfig::default(),
+            )
+        });
+        let progress = runtime.as_ref().map(|r| r.progress()).unwrap_or_default();
+        eventdesk_auth::password::warm_up();
         let listener = TcpListener::bind(config.bind).await?;
+        let pepper = config.api_key_pepper.clone();
         Ok(Self {
             listener,
             state: AppState {
                 db,
+                system: system.pool,
                 store,
                 config: Arc::new(config),
+                jwt: Arc::new(jwt),
+                pepper,
+                clock,
+                progress,
             },
             runtime,
         })
@@ -98,6 +200,8 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = StopToken::new();
+        // One wake-up signal serves both stores (they share it): LISTEN for other nodes'
+        // appends, and the coalesced NOTIFY of ours.
         let waker_task = self
             .state
             .store
@@ -116,6 +220,7 @@ impl Application {
         stop.cancel();
         let _ = waker_task.await;
         self.state.db.pool.close().await;
+        self.state.system.close().await;
         Ok(())
     }
 }

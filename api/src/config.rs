@@ -45,6 +45,19 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `EVENTDESK_PROJECTIONS` = `true` (default) runs the projector runtime in this process.
     pub run_projections: bool,
+    /// `EVENTDESK_SYSTEM_DB_ROLE` (default `eventdesk_system`): the BYPASSRLS role of the
+    /// projector and of lookups made before the tenant is known (login, API-key prefix).
+    pub system_db_role: Option<String>,
+    /// `EVENTDESK_DATA_DIR` (default `./data`): attachments and generated development secrets.
+    pub data_dir: std::path::PathBuf,
+    /// `EVENTDESK_JWT_PRIVATE_KEY_FILE` + `EVENTDESK_JWT_PUBLIC_KEY_FILE`: RS256 when both set.
+    pub jwt_rs256_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// `EVENTDESK_API_KEY_PEPPER`: HMAC key for API-key hashes (generated into the data dir if
+    /// unset).
+    pub api_key_pepper: Secret,
+    /// `EVENTDESK_CONSISTENCY_WAIT_MS` (default 2000): how long a write waits for its read
+    /// models before answering (read-your-writes).
+    pub consistency_wait: Duration,
 }
 
 /// A configuration variable had a bad value.
@@ -105,12 +118,72 @@ impl Config {
                 30u64,
             )?),
             run_projections: parse("EVENTDESK_PROJECTIONS", get("EVENTDESK_PROJECTIONS"), true)?,
+            system_db_role: match get("EVENTDESK_SYSTEM_DB_ROLE") {
+                None => Some("eventdesk_system".to_owned()),
+                Some(r) if r.trim().is_empty() => None,
+                Some(r) => Some(r),
+            },
+            data_dir: get("EVENTDESK_DATA_DIR")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "./data".to_owned())
+                .into(),
+            jwt_rs256_files: match (
+                get("EVENTDESK_JWT_PRIVATE_KEY_FILE"),
+                get("EVENTDESK_JWT_PUBLIC_KEY_FILE"),
+            ) {
+                (Some(a), Some(b)) if !a.is_empty() && !b.is_empty() => Some((a.into(), b.into())),
+                _ => None,
+            },
+            api_key_pepper: Secret::new(get("EVENTDESK_API_KEY_PEPPER").unwrap_or_default()),
+            consistency_wait: Duration::from_millis(parse(
+                "EVENTDESK_CONSISTENCY_WAIT_MS",
+                get("EVENTDESK_CONSISTENCY_WAIT_MS"),
+                2000u64,
+            )?),
         })
     }
 
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The configuration of the system (BYPASSRLS) pool.
+    pub fn system_db(&self) -> eventdesk_store::DbConfig {
+        let mut c = eventdesk_store::DbConfig::new(self.database_url.expose());
+        c.app_role = self.system_db_role.clone();
+        c.max_connections = 8;
+        c
+    }
+
+    /// Fills unset secrets from files in the data directory, creating them on first use
+    /// (development convenience: set the variables in production). Returns the names of the
+    /// secrets that were generated.
+    pub fn ensure_secrets(&mut self) -> std::io::Result<Vec<&'static str>> {
+        let mut generated = Vec::new();
+        if self.jwt_secret.expose().is_empty() && self.jwt_rs256_files.is_none() {
+            let (s, fresh) = load_or_create_secret(&self.data_dir, "jwt-secret")?;
+            self.jwt_secret = s;
+            if fresh {
+                generated.push("EVENTDESK_JWT_SECRET");
+            }
+        }
+        if self.api_key_pepper.expose().is_empty() {
+            let (s, fresh) = load_or_create_secret(&self.data_dir, "api-key-pepper")?;
+            self.api_key_pepper = s;
+            if fresh {
+                generated.push("EVENTDESK_API_KEY_PEPPER");
+            }
+        }
+        Ok(generated)
+    }
+
+    /// The JWT configuration (RS256 with key files, else HS256 with the secret).
+    pub fn jwt(&self) -> Result<eventdesk_auth::JwtConfig, eventdesk_auth::AuthError> {
+        match &self.jwt_rs256_files {
+            Some((private, public)) => eventdesk_auth::JwtConfig::rs256_from_files(private, public),
+            None => eventdesk_auth::JwtConfig::hs256(self.jwt_secret.expose().as_bytes()),
+        }
     }
 
     /// The database configuration derived from this.
@@ -120,6 +193,25 @@ impl Config {
         c.max_connections = self.db_pool;
         c
     }
+}
+
+/// Reads `dir/name`, or writes 32 random bytes (hex) there with mode 0600.
+fn load_or_create_secret(dir: &std::path::Path, name: &str) -> std::io::Result<(Secret, bool)> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => return Ok((Secret::new(s.trim()), false)),
+        Ok(_) | Err(_) => {}
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    let value = hex::encode(bytes);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(&path)?, value.as_bytes())?;
+    Ok((Secret::new(value), true))
 }
 
 #[cfg(test)]

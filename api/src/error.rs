@@ -37,6 +37,9 @@ pub enum ApiError {
     /// 401: missing or invalid credentials.
     #[error("authentication required")]
     Unauthorized,
+    /// 401: a failed login (the same answer whether or not the user exists).
+    #[error("invalid username or password")]
+    InvalidCredentials,
     /// 403: authenticated, but the permission is missing.
     #[error("permission denied")]
     Forbidden,
@@ -100,7 +103,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -120,6 +123,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Forbidden => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
@@ -255,3 +259,49 @@ rejection!(
     eventdesk_domain::directory::CategoryError,
     eventdesk_domain::directory::TenantError
 );
+
+/// Collects the field errors of several parses, to report them all at once.
+#[derive(Debug, Default)]
+pub struct FieldErrors(pub Vec<FieldError>);
+
+impl FieldErrors {
+    /// Keeps the value, or records the error under the validator's own field name.
+    pub fn take<T>(&mut self, r: Result<T, eventdesk_domain::ValidationError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(FieldError::new(e.field(), e.message()));
+                None
+            }
+        }
+    }
+
+    /// Keeps the value, or records the error under `field`.
+    pub fn take_as<T>(
+        &mut self,
+        field: &str,
+        r: Result<T, eventdesk_domain::ValidationError>,
+    ) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(FieldError::new(field, e.message()));
+                None
+            }
+        }
+    }
+
+    /// Records an error.
+    pub fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// 422 with every recorded error, or Ok.
+    pub fn done(self) -> ApiResult<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+}

@@ -33,7 +33,12 @@ where
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|ct| {
-                let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                let ct = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
                 ct == "application/json" || ct.ends_with("+json")
             })
             .unwrap_or(false);
@@ -72,7 +77,8 @@ pub fn parse_strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     let msg = inner.to_string();
                     // The path already ends at an unknown key; a missing field is reported at
                     // its parent object, with the name only in the message.
-                    let field = match backticked(&msg).filter(|_| msg.starts_with("missing field")) {
+                    let field = match backticked(&msg).filter(|_| msg.starts_with("missing field"))
+                    {
                         Some(name) if path == "." || path.is_empty() => name.to_owned(),
                         Some(name) => format!("{path}.{name}"),
                         None if path == "." || path.is_empty() => "body".to_owned(),
@@ -140,9 +146,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
         let Some(v) = parts.headers.get("idempotency-key") else {
             return Ok(Self(None));
         };
-        let s = v.to_str().map_err(|_| {
-            ApiError::field("Idempotency-Key", "must be visible ASCII characters")
-        })?;
+        let s = v
+            .to_str()
+            .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII characters"))?;
         if s.is_empty() || s.len() > 255 {
             return Err(ApiError::field(
                 "Idempotency-Key",
@@ -210,7 +216,10 @@ mod tests {
 
     #[test]
     fn missing_and_mistyped_fields_are_named() {
-        assert_eq!(field_of(parse_strict::<Dto>(br#"{}"#).unwrap_err()), "title");
+        assert_eq!(
+            field_of(parse_strict::<Dto>(br#"{}"#).unwrap_err()),
+            "title"
+        );
         assert_eq!(
             field_of(parse_strict::<Dto>(br#"{"title":"x","nested":{"n":"a"}}"#).unwrap_err()),
             "nested.n"

@@ -10,10 +10,13 @@
 //! models (that is `projections`). No other crate may depend on this one.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod routes;
+pub mod security;
 
 pub use app::{AppState, Application, router};
 pub use config::{Config, Secret};

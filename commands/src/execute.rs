@@ -93,15 +93,37 @@ pub async fn execute<A: Aggregate>(
     command: A::Command,
     opts: &Options,
 ) -> Result<Executed<A>, CommandError<A::Error>> {
+    execute_many(store, clock, tenant, id, vec![command], opts).await
+}
+
+/// Like [`execute`] for several commands that must succeed or fail together: each is decided
+/// on the state left by the previous ones, and all their events are appended in one batch.
+pub async fn execute_many<A: Aggregate>(
+    store: &PgEventStore,
+    clock: &dyn Clock,
+    tenant: TenantId,
+    id: StreamId,
+    commands: Vec<A::Command>,
+    opts: &Options,
+) -> Result<Executed<A>, CommandError<A::Error>> {
     let (mut state, version) = load::<A>(store, tenant, id).await?;
     if let Some(expected) = opts.if_match
         && expected != version
     {
         return Err(CommandError::PreconditionFailed { actual: version });
     }
-    let events = state
-        .decide(command, clock.now())
-        .map_err(CommandError::Rejected)?;
+    let now = clock.now();
+    let mut events = Vec::new();
+    let mut scratch = state.clone();
+    for command in commands {
+        let new = scratch
+            .decide(command, now)
+            .map_err(CommandError::Rejected)?;
+        for e in &new {
+            scratch.evolve(e);
+        }
+        events.extend(new);
+    }
     if events.is_empty() {
         return Ok(Executed {
             state,

@@ -15,4 +15,4 @@ pub mod incident;
 pub mod user;
 
 pub use error::CommandError;
-pub use execute::{Clock, Executed, Options, SystemClock, execute, load};
+pub use execute::{Clock, Executed, Options, SystemClock, execute, execute_many, load};

@@ -7,23 +7,34 @@ use eventdesk_domain::directory::{UserAggregate, UserCommand, UserError};
 use eventdesk_domain::{Aggregate, StreamId, TenantId, UserId};
 use eventdesk_store::{ExpectedVersion, PgEventStore, StreamRef};
 
-/// Registers user `id` in `tenant`. `username_canonical` and `email` (lower-cased) must be free
-/// across the whole deployment, else [`CommandError::Taken`] names the field.
+/// Registers a user (`command` must be `UserCommand::Register`) in `tenant`. Its username
+/// (case-insensitively) and e-mail must be free across the whole deployment, else
+/// [`CommandError::Taken`] names the field.
 pub async fn register_user(
     store: &PgEventStore,
     clock: &dyn Clock,
     tenant: TenantId,
-    id: UserId,
-    username_canonical: &str,
-    email: &str,
     command: UserCommand,
     opts: &Options,
 ) -> Result<Executed<UserAggregate>, CommandError<UserError>> {
+    let UserCommand::Register {
+        id,
+        username,
+        email,
+        ..
+    } = &command
+    else {
+        return Err(CommandError::Corrupt(
+            "register_user takes UserCommand::Register".into(),
+        ));
+    };
+    let id: UserId = *id;
+    let claims = [
+        ("username", "username", username.canonical()),
+        ("email", "email", email.as_str().to_lowercase()),
+    ];
     let mut tx = store.pool().begin().await?;
-    for (kind, field, value) in [
-        ("username", "username", username_canonical.to_owned()),
-        ("email", "email", email.to_lowercase()),
-    ] {
+    for (kind, field, value) in claims {
         let claimed = sqlx::query(
             "INSERT INTO identity_claims (kind, value, tenant_id, user_id) VALUES ($1, $2, $3, $4) \
              ON CONFLICT DO NOTHING",

@@ -82,6 +82,17 @@ impl PgEventStore {
         }
     }
 
+    /// The same store over another pool (e.g. another database role), sharing this store's
+    /// wake-up signal, upcasters and head cache: an append through either wakes readers of both.
+    pub fn with_pool(&self, pool: PgPool) -> Self {
+        Self {
+            pool,
+            upcasters: self.upcasters.clone(),
+            waker: self.waker.clone(),
+            heads: self.heads.clone(),
+        }
+    }
+
     /// The pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool

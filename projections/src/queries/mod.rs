@@ -10,9 +10,9 @@
 //!
 //! SQL is built with `sqlx::QueryBuilder` (lists have dynamic filters); every value is bound.
 
-mod directory;
-mod incidents;
-mod paging;
+pub mod directory;
+pub mod incidents;
+pub mod paging;
 
 pub use directory::{
     CategoryView, TeamView, TenantView, UserAuthRow, UserView, get_category, get_team, get_tenant,

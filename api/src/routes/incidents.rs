@@ -1,0 +1,739 @@
+//! `/api/v1/incidents`: list, create, detail, update, the lifecycle actions and work notes.
+//!
+//! Writes go through the domain (`commands`); reads come from the `incidents` read model.
+//! Every write waits (bounded) until the read model has applied it, so the caller can read its
+//! own write at once from the list and the detail (see ADR 0006).
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
+use crate::extract::{IdempotencyKeyHeader, IfMatch, StrictJson, etag, parse_strict};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use eventdesk_commands::{Executed, Options, execute_many};
+use eventdesk_domain::incident::{IncidentAggregate, IncidentCommand};
+use eventdesk_domain::values::{
+    Description, HoldReason, Impact, IncidentStatus, Priority, ReasonText, ResolutionText, Title,
+    Urgency, WorkNoteBody, WorkNoteType,
+};
+use eventdesk_domain::{CategoryId, IncidentId, PriorityMatrix, StreamId, TeamId, UserId};
+use eventdesk_projections::queries::incidents::{
+    IncidentDetail, IncidentFilter, IncidentSort, get_incident, list_incidents,
+};
+use eventdesk_projections::queries::paging::{MAX_LIMIT, Paging};
+use eventdesk_projections::queries::{QueryError, directory};
+use eventdesk_store::EventMetadata;
+use serde::Deserialize;
+
+/// The read model writes wait for.
+const PROJECTION: &str = "incidents";
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::InvalidCursor => ApiError::field("cursor", "invalid or expired cursor"),
+            QueryError::InvalidSort(_) => ApiError::field("sort", e.to_string()),
+            QueryError::Db(db) => db.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Event metadata for a request by `p`.
+pub fn metadata(p: &Principal, headers: &HeaderMap) -> EventMetadata {
+    EventMetadata {
+        actor: p.actor_label(),
+        request_id: headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        correlation_id: headers
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse().ok()),
+        causation_id: None,
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// List
+// ------------------------------------------------------------------------------------------
+
+fn parse_param<T: std::str::FromStr>(field: &str, v: &str) -> Result<T, FieldError> {
+    v.parse()
+        .map_err(|_| FieldError::new(field, format!("invalid value {v:?}")))
+}
+
+/// `GET /api/v1/incidents` — filters (repeated = OR), `q`, `sort`, `page`/`limit` or `cursor`.
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let mut filter = IncidentFilter::default();
+    let mut sort = IncidentSort::default();
+    let (mut page, mut limit, mut cursor) = (1u32, 20u32, None::<String>);
+    let mut errors = Vec::new();
+    let raw = query.unwrap_or_default();
+    for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+        let r: Result<(), FieldError> = (|| {
+            match k.as_ref() {
+                "status" => filter.status.push(parse_param("status", &v)?),
+                "priority" => filter.priority.push(parse_param("priority", &v)?),
+                "impact" => filter.impact.push(parse_param("impact", &v)?),
+                "urgency" => filter.urgency.push(parse_param("urgency", &v)?),
+                "assignee_id" => filter.assignee_id = Some(UserId(parse_param(&k, &v)?)),
+                "team_id" => filter.team_id = Some(TeamId(parse_param(&k, &v)?)),
+                "category_id" => filter.category_id = Some(CategoryId(parse_param(&k, &v)?)),
+                "reporter_id" => filter.reporter_id = Some(UserId(parse_param(&k, &v)?)),
+                "created_after" => {
+                    filter.created_after = Some(parse_param::<DateTime<Utc>>(&k, &v)?)
+                }
+                "created_before" => {
+                    filter.created_before = Some(parse_param::<DateTime<Utc>>(&k, &v)?)
+                }
+                "q" => {
+                    let q = v.trim();
+                    if q.chars().count() > 200 {
+                        return Err(FieldError::new("q", "at most 200 characters"));
+                    }
+                    filter.q = (!q.is_empty()).then(|| q.to_owned());
+                }
+                "sort" => {
+                    sort = v
+                        .parse()
+                        .map_err(|_| FieldError::new("sort", format!("unknown sort {v:?}")))?
+                }
+                "page" => {
+                    page = parse_param("page", &v)?;
+                    if page == 0 {
+                        return Err(FieldError::new("page", "must be at least 1"));
+                    }
+                }
+                "limit" => {
+                    limit = parse_param("limit", &v)?;
+                    if limit == 0 || limit > MAX_LIMIT {
+                        return Err(FieldError::new(
+                            "limit",
+                            format!("must be between 1 and {MAX_LIMIT}"),
+                        ));
+                    }
+                }
+                "cursor" => cursor = Some(v.into_owned()),
+                other => return Err(FieldError::new(other, "unknown query parameter")),
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            errors.push(e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    if principal.is_requester() {
+        filter.only_reporter = principal.user_id;
+    }
+    let paging = match cursor {
+        Some(c) => Paging::Cursor {
+            after: (!c.is_empty()).then_some(c),
+            limit,
+        },
+        None => Paging::page(page, limit),
+    };
+    let mut tx = state.tenant_tx(principal.tenant).await?;
+    let result = list_incidents(&mut tx, principal.tenant, &filter, sort, paging).await?;
+    tx.commit().await?;
+    Ok(Json(result).into_response())
+}
+
+// ------------------------------------------------------------------------------------------
+// Detail
+// ------------------------------------------------------------------------------------------
+
+/// Reads one incident as `principal` sees it (404 for another tenant's or, for a requester,
+/// someone else's incident).
+async fn read_detail(
+    state: &AppState,
+    principal: &Principal,
+    id: IncidentId,
+) -> ApiResult<IncidentDetail> {
+    let mut tx = state.tenant_tx(principal.tenant).await?;
+    let detail = get_incident(&mut tx, principal.tenant, id, principal.is_agent()).await?;
+    tx.commit().await?;
+    let detail = detail.ok_or(ApiError::NotFound)?;
+    if principal.is_requester() && Some(detail.incident.reporter.id) != principal.user_id {
+        return Err(ApiError::NotFound);
+    }
+    Ok(detail)
+}
+
+fn with_etag(status: StatusCode, detail: IncidentDetail) -> Response {
+    let version = detail.incident.version;
+    let mut resp = (status, Json(detail)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag(version)) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// `GET /api/v1/incidents/{id}`.
+pub async fn get_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    Ok(with_etag(
+        StatusCode::OK,
+        read_detail(&state, &principal, id).await?,
+    ))
+}
+
+/// A path id that is not a UUID cannot name an incident: 404, like any unknown id.
+fn parse_id(raw: &str) -> ApiResult<IncidentId> {
+    raw.parse().map(IncidentId).map_err(|_| ApiError::NotFound)
+}
+
+// ------------------------------------------------------------------------------------------
+// Create
+// ------------------------------------------------------------------------------------------
+
+/// `POST /api/v1/incidents` body (the seed's `IncidentCreate`; `priority` may be omitted and
+/// is then derived from impact × urgency).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentCreate {
+    title: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    priority: Option<Priority>,
+    #[serde(default)]
+    impact: Option<Impact>,
+    #[serde(default)]
+    urgency: Option<Urgency>,
+    #[serde(default)]
+    category_id: Option<CategoryId>,
+    #[serde(default)]
+    team_id: Option<TeamId>,
+    #[serde(default)]
+    assignee_id: Option<UserId>,
+}
+
+/// Checks that referenced users, teams and categories exist in the caller's tenant.
+async fn check_refs(
+    state: &AppState,
+    principal: &Principal,
+    category: Option<CategoryId>,
+    team: Option<TeamId>,
+    assignee: Option<UserId>,
+) -> ApiResult<()> {
+    let t = principal.tenant;
+    let mut tx = state.tenant_tx(t).await?;
+    let mut errors = Vec::new();
+    if let Some(c) = category
+        && directory::get_category(&mut tx, t, c).await?.is_none()
+    {
+        errors.push(FieldError::new("category_id", "no such category"));
+    }
+    if let Some(tm) = team
+        && directory::get_team(&mut tx, t, tm).await?.is_none()
+    {
+        errors.push(FieldError::new("team_id", "no such team"));
+    }
+    if let Some(u) = assignee
+        && directory::get_user(&mut tx, t, u).await?.is_none()
+    {
+        errors.push(FieldError::new("assignee_id", "no such user"));
+    }
+    tx.commit().await?;
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+async fn priority_matrix(state: &AppState, principal: &Principal) -> ApiResult<PriorityMatrix> {
+    let mut tx = state.tenant_tx(principal.tenant).await?;
+    let t = directory::get_tenant(&mut tx, principal.tenant).await?;
+    tx.commit().await?;
+    Ok(t.map(|t| t.priority_matrix).unwrap_or_default())
+}
+
+/// `POST /api/v1/incidents` → 201 with the incident, `Location` and `ETag`.
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    idem: IdempotencyKeyHeader,
+    StrictJson { value, body_hash }: StrictJson<IncidentCreate>,
+) -> ApiResult<Response> {
+    let mut f = FieldErrors::default();
+    let title = f.take(Title::parse(&value.title));
+    let description = f.take(Description::parse(
+        value.description.as_deref().unwrap_or(""),
+    ));
+    let reporter = principal.user_id.or(principal.on_behalf_of);
+    if reporter.is_none() {
+        f.push(
+            "reporter",
+            "this API key belongs to no user who could be the reporter",
+        );
+    }
+    f.done()?;
+    let (Some(title), Some(description), Some(reporter)) = (title, description, reporter) else {
+        return Err(ApiError::BadRequest("invalid input".into()));
+    };
+    check_refs(
+        &state,
+        &principal,
+        value.category_id,
+        value.team_id,
+        value.assignee_id,
+    )
+    .await?;
+    let matrix = priority_matrix(&state, &principal).await?;
+    let id = IncidentId::new();
+    let actor = principal.actor();
+    let opts = Options {
+        metadata: metadata(&principal, &headers),
+        idempotency: idem.for_request("POST /api/v1/incidents", &body_hash),
+        if_match: None,
+    };
+    let (impact, urgency) = (
+        value.impact.unwrap_or(Impact::Medium),
+        value.urgency.unwrap_or(Urgency::Medium),
+    );
+    let build = Box::new(move |number| IncidentCommand::Create {
+        id,
+        number,
+        title,
+        description,
+        impact,
+        urgency,
+        priority: value.priority,
+        matrix,
+        category_id: value.category_id,
+        team_id: value.team_id,
+        assignee_id: value.assignee_id,
+        reporter_id: reporter,
+        actor,
+    });
+    let done = eventdesk_commands::incident::create_incident(
+        &state.store,
+        &*state.clock,
+        principal.tenant,
+        id,
+        build,
+        &opts,
+    )
+    .await?;
+    let id = done
+        .state
+        .incident()
+        .map(|i| i.id)
+        .ok_or_else(|| ApiError::Internal("created incident has no state".into()))?;
+    state.wait_visible(PROJECTION, done.checkpoint()).await;
+    let detail = read_detail(&state, &principal, id).await?;
+    let mut resp = with_etag(StatusCode::CREATED, detail);
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/incidents/{id}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+// ------------------------------------------------------------------------------------------
+// Update and actions
+// ------------------------------------------------------------------------------------------
+
+/// Runs commands against an incident and answers with its detail.
+async fn run(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    id: IncidentId,
+    if_match: IfMatch,
+    commands: Vec<IncidentCommand>,
+) -> ApiResult<Response> {
+    let opts = Options {
+        metadata: metadata(principal, headers),
+        idempotency: None,
+        if_match: if_match.0,
+    };
+    let done: Executed<IncidentAggregate> = execute_many(
+        &state.store,
+        &*state.clock,
+        principal.tenant,
+        StreamId(id.0),
+        commands,
+        &opts,
+    )
+    .await?;
+    state.wait_visible(PROJECTION, done.checkpoint()).await;
+    Ok(with_etag(
+        StatusCode::OK,
+        read_detail(state, principal, id).await?,
+    ))
+}
+
+/// Parses an optional JSON body (empty = `{}`).
+fn optional_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        parse_strict(b"{}")
+    } else {
+        parse_strict(body)
+    }
+}
+
+/// `PATCH /api/v1/incidents/{id}` body: the seed's `IncidentUpdate` (+ impact, urgency, team,
+/// category and the hold reason). A status change follows the same rules as the actions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentUpdate {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    status: Option<IncidentStatus>,
+    #[serde(default, deserialize_with = "double_option")]
+    priority: Option<Option<Priority>>,
+    #[serde(default)]
+    impact: Option<Impact>,
+    #[serde(default)]
+    urgency: Option<Urgency>,
+    #[serde(default)]
+    assignee_id: Option<UserId>,
+    #[serde(default)]
+    team_id: Option<TeamId>,
+    #[serde(default, deserialize_with = "double_option")]
+    category_id: Option<Option<CategoryId>>,
+    #[serde(default)]
+    resolution: Option<String>,
+    #[serde(default)]
+    hold_reason: Option<HoldReason>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `null` → `Some(None)` (clear), absent → `None` (keep).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH /api/v1/incidents/{id}`.
+pub async fn patch(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    if_match: IfMatch,
+    Path(id): Path<String>,
+    StrictJson { value: u, .. }: StrictJson<IncidentUpdate>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let actor = principal.actor();
+    let mut f = FieldErrors::default();
+    let title = u.title.as_deref().map(Title::parse).and_then(|r| f.take(r));
+    let description = u
+        .description
+        .as_deref()
+        .map(Description::parse)
+        .and_then(|r| f.take(r));
+    let resolution = u
+        .resolution
+        .as_deref()
+        .map(ResolutionText::parse)
+        .and_then(|r| f.take(r));
+    let reason = u
+        .reason
+        .as_deref()
+        .map(ReasonText::parse)
+        .and_then(|r| f.take(r));
+    f.done()?;
+    check_refs(
+        &state,
+        &principal,
+        u.category_id.flatten(),
+        u.team_id,
+        u.assignee_id,
+    )
+    .await?;
+    let (current, _) = eventdesk_commands::load::<IncidentAggregate>(
+        &state.store,
+        principal.tenant,
+        StreamId(id.0),
+    )
+    .await?;
+    let Some(current) = current.incident().cloned() else {
+        return Err(ApiError::NotFound);
+    };
+    let mut commands = Vec::new();
+    if title.is_some()
+        || description.is_some()
+        || u.priority.is_some()
+        || u.impact.is_some()
+        || u.urgency.is_some()
+        || u.category_id.is_some()
+    {
+        commands.push(IncidentCommand::UpdateFields {
+            title,
+            description,
+            impact: u.impact,
+            urgency: u.urgency,
+            priority: u.priority,
+            category_id: u.category_id,
+            matrix: priority_matrix(&state, &principal).await?,
+            actor,
+        });
+    }
+    if u.assignee_id.is_some() || u.team_id.is_some() {
+        commands.push(IncidentCommand::Assign {
+            assignee_id: u.assignee_id,
+            team_id: u.team_id,
+            actor,
+        });
+    }
+    if let Some(target) = u.status
+        && target != current.status
+    {
+        let require_reason = |field: &str| {
+            reason
+                .clone()
+                .ok_or_else(|| ApiError::field(field, "required for this status change"))
+        };
+        let cmd = match target {
+            IncidentStatus::Assigned if u.assignee_id.is_none() && u.team_id.is_none() => {
+                return Err(ApiError::field(
+                    "assignee_id",
+                    "assigning requires assignee_id or team_id",
+                ));
+            }
+            // The Assign command above already moves the status.
+            IncidentStatus::Assigned => None,
+            IncidentStatus::InProgress => Some(match current.status {
+                IncidentStatus::OnHold => IncidentCommand::Resume { actor },
+                IncidentStatus::Resolved => IncidentCommand::Reopen {
+                    reason: require_reason("reason")?,
+                    actor,
+                },
+                _ => IncidentCommand::StartWork { actor },
+            }),
+            IncidentStatus::OnHold => Some(IncidentCommand::PutOnHold {
+                reason: u
+                    .hold_reason
+                    .ok_or_else(|| ApiError::field("hold_reason", "required to put on hold"))?,
+                comment: reason.clone(),
+                actor,
+            }),
+            IncidentStatus::Resolved => Some(IncidentCommand::Resolve {
+                resolution: resolution
+                    .clone()
+                    .ok_or_else(|| ApiError::field("resolution", "required to resolve"))?,
+                actor,
+            }),
+            IncidentStatus::Closed => Some(IncidentCommand::Close { actor }),
+            IncidentStatus::Cancelled => Some(IncidentCommand::Cancel {
+                reason: require_reason("reason")?,
+                actor,
+            }),
+            IncidentStatus::New => {
+                return Err(ApiError::Rule {
+                    code: "invalid_transition",
+                    message: format!("cannot move from {} back to new", current.status.as_str()),
+                });
+            }
+        };
+        commands.extend(cmd);
+    }
+    if commands.is_empty() {
+        return Ok(with_etag(
+            StatusCode::OK,
+            read_detail(&state, &principal, id).await?,
+        ));
+    }
+    run(&state, &principal, &headers, id, if_match, commands).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    #[serde(default)]
+    assignee_id: Option<UserId>,
+    #[serde(default)]
+    team_id: Option<TeamId>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldBody {
+    reason: HoldReason,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveBody {
+    resolution: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: String,
+}
+
+macro_rules! action {
+    ($(#[$doc:meta])* $name:ident, $body:ty, |$state:ident, $principal:ident, $b:ident, $actor:ident| $make:expr) => {
+        $(#[$doc])*
+        pub async fn $name(
+            State($state): State<AppState>,
+            $principal: Principal,
+            headers: HeaderMap,
+            if_match: IfMatch,
+            Path(id): Path<String>,
+            body: Bytes,
+        ) -> ApiResult<Response> {
+            let id = parse_id(&id)?;
+            let $b: $body = optional_body(&body)?;
+            let $actor = $principal.actor();
+            let command: IncidentCommand = $make;
+            run(&$state, &$principal, &headers, id, if_match, vec![command]).await
+        }
+    };
+}
+
+action!(
+    /// `POST …/assign {assignee_id?, team_id?}`.
+    assign, AssignBody, |state, principal, b, actor| {
+        if b.assignee_id.is_none() && b.team_id.is_none() {
+            return Err(ApiError::field("assignee_id", "assignee_id or team_id is required"));
+        }
+        check_refs(&state, &principal, None, b.team_id, b.assignee_id).await?;
+        IncidentCommand::Assign { assignee_id: b.assignee_id, team_id: b.team_id, actor }
+    }
+);
+action!(
+    /// `POST …/start`.
+    start, Empty, |state, principal, _b, actor| IncidentCommand::StartWork { actor }
+);
+action!(
+    /// `POST …/hold {reason, comment?}`.
+    hold, HoldBody, |state, principal, b, actor| IncidentCommand::PutOnHold {
+        reason: b.reason,
+        comment: b.comment.as_deref().map(ReasonText::parse).transpose()?,
+        actor,
+    }
+);
+action!(
+    /// `POST …/resume`.
+    resume, Empty, |state, principal, _b, actor| IncidentCommand::Resume { actor }
+);
+action!(
+    /// `POST …/resolve {resolution}`.
+    resolve, ResolveBody, |state, principal, b, actor| IncidentCommand::Resolve {
+        resolution: ResolutionText::parse(&b.resolution)?,
+        actor,
+    }
+);
+action!(
+    /// `POST …/reopen {reason}`.
+    reopen, ReasonBody, |state, principal, b, actor| IncidentCommand::Reopen {
+        reason: ReasonText::parse(&b.reason)?,
+        actor,
+    }
+);
+action!(
+    /// `POST …/close`.
+    close, Empty, |state, principal, _b, actor| IncidentCommand::Close { actor }
+);
+action!(
+    /// `POST …/cancel {reason}`.
+    cancel, ReasonBody, |state, principal, b, actor| IncidentCommand::Cancel {
+        reason: ReasonText::parse(&b.reason)?,
+        actor,
+    }
+);
+
+// ------------------------------------------------------------------------------------------
+// Work notes
+// ------------------------------------------------------------------------------------------
+
+/// `is_public` as the seed's `"Y"`/`"N"` or a boolean.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum YesNo {
+    Bool(bool),
+    Flag(YN),
+}
+
+#[derive(Debug, Deserialize)]
+enum YN {
+    Y,
+    N,
+}
+
+impl YesNo {
+    fn get(&self) -> bool {
+        matches!(self, YesNo::Bool(true) | YesNo::Flag(YN::Y))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkNoteCreate {
+    content: String,
+    #[serde(default)]
+    note_type: Option<WorkNoteType>,
+    #[serde(default)]
+    is_public: Option<YesNo>,
+}
+
+/// `POST /api/v1/incidents/{id}/work-notes` → 201 with the incident. Requesters may only add
+/// public comments to their own incidents.
+pub async fn add_work_note(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    StrictJson { value, .. }: StrictJson<WorkNoteCreate>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    if principal.is_requester() {
+        // 404 (not 403) for someone else's incident: existence is not disclosed.
+        read_detail(&state, &principal, id).await?;
+    }
+    let body =
+        WorkNoteBody::parse(&value.content).map_err(|e| ApiError::field("content", e.message()))?;
+    let is_public = principal.is_requester() || value.is_public.as_ref().is_some_and(YesNo::get);
+    let note_type = if principal.is_requester() {
+        WorkNoteType::WorkNote
+    } else {
+        value.note_type.unwrap_or(WorkNoteType::WorkNote)
+    };
+    let cmd = IncidentCommand::AddWorkNote {
+        note_id: eventdesk_domain::WorkNoteId::new(),
+        body,
+        note_type,
+        is_public,
+        by_agent: principal.is_agent(),
+        author: principal.actor(),
+    };
+    let mut resp = run(&state, &principal, &headers, id, IfMatch(None), vec![cmd]).await?;
+    *resp.status_mut() = StatusCode::CREATED;
+    Ok(resp)
+}

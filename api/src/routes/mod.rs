@@ -1,0 +1,282 @@
+//! Routes and their permissions.
+//!
+//! Every protected route is listed in [`PERMISSIONS`] with the one permission it needs; the
+//! [`authorize`] middleware enforces it for every request and **denies anything not listed**,
+//! so a route added without a declaration is unreachable rather than open.
+
+pub mod api_keys;
+pub mod auth;
+pub mod directory;
+pub mod incidents;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::health;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use eventdesk_auth::rbac::{Action, Permission, Resource};
+
+/// Largest JSON body accepted (attachments have their own limit).
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+const fn p(r: Resource, a: Action) -> Permission {
+    Permission::new(r, a)
+}
+
+/// The permission of every protected route: (method, route template, permission).
+pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
+    (
+        Method::GET,
+        "/api/v1/auth/profile",
+        p(Resource::User, Action::Read),
+    ),
+    // Incidents.
+    (
+        Method::GET,
+        "/api/v1/incidents",
+        p(Resource::Incident, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/incidents",
+        p(Resource::Incident, Action::Create),
+    ),
+    (
+        Method::GET,
+        "/api/v1/incidents/{id}",
+        p(Resource::Incident, Action::Read),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/incidents/{id}",
+        p(Resource::Incident, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/incidents/{id}/assign",
+        p(Resource::Incident, Action::Assign),
+    ),
+    (
+        Method::POST,
+        "/api/v1/incidents/{id}/start",
+        p(Resource::Incident, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/incidents/{id}/hold",
+        p(Resource::Incident, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/incidents/{id}/resume",
+        p(Resource::Incident, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/incidents/{id}/resolve",
+        p(Resource::Incident, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/incidents/{id}/reopen",
+        p(Resource::Incident, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/incidents/{id}/close",
+        p(Resource::Incident, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/incidents/{id}/cancel",
+        p(Resource::Incident, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/incidents/{id}/work-notes",
+        p(Resource::Incident, Action::Comment),
+    ),
+    // Directory.
+    (
+        Method::GET,
+        "/api/v1/users",
+        p(Resource::User, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/users",
+        p(Resource::User, Action::Create),
+    ),
+    (
+        Method::GET,
+        "/api/v1/users/{id}",
+        p(Resource::User, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/teams",
+        p(Resource::Team, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/teams",
+        p(Resource::Team, Action::Create),
+    ),
+    (
+        Method::GET,
+        "/api/v1/categories",
+        p(Resource::Category, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/categories",
+        p(Resource::Category, Action::Create),
+    ),
+    // API keys.
+    (
+        Method::GET,
+        "/api/v1/api-keys",
+        p(Resource::ApiKey, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/api-keys",
+        p(Resource::ApiKey, Action::Create),
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/api-keys/{id}",
+        p(Resource::ApiKey, Action::Delete),
+    ),
+    // Platform.
+    (
+        Method::GET,
+        "/api/v1/tenants",
+        eventdesk_auth::rbac::PLATFORM,
+    ),
+    (
+        Method::POST,
+        "/api/v1/tenants",
+        eventdesk_auth::rbac::PLATFORM,
+    ),
+];
+
+/// The declared permission of `(method, route)`.
+pub fn permission_for(method: &Method, route: &str) -> Option<Permission> {
+    PERMISSIONS
+        .iter()
+        .find(|(m, r, _)| m == method && *r == route)
+        .map(|(_, _, p)| *p)
+}
+
+/// Authenticates the caller and checks the route's declared permission (deny by default).
+pub async fn authorize(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let principal = <Principal as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+        &mut parts, &state,
+    )
+    .await?;
+    let route = matched.as_ref().map(MatchedPath::as_str).unwrap_or("");
+    let Some(needed) = permission_for(&parts.method, route) else {
+        tracing::warn!(route, method = %parts.method, "route without a declared permission: denied");
+        return Err(ApiError::Forbidden);
+    };
+    if !principal.permissions.contains(needed) {
+        tracing::info!(
+            tenant_id = %principal.tenant,
+            actor = %principal.actor_label(),
+            permission = %needed,
+            route,
+            "permission denied"
+        );
+        return Err(ApiError::Forbidden);
+    }
+    Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+/// All routes.
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/auth/profile", get(auth::profile))
+        .route(
+            "/api/v1/incidents",
+            get(incidents::list).post(incidents::create),
+        )
+        .route(
+            "/api/v1/incidents/{id}",
+            get(incidents::get_one).patch(incidents::patch),
+        )
+        .route("/api/v1/incidents/{id}/assign", post(incidents::assign))
+        .route("/api/v1/incidents/{id}/start", post(incidents::start))
+        .route("/api/v1/incidents/{id}/hold", post(incidents::hold))
+        .route("/api/v1/incidents/{id}/resume", post(incidents::resume))
+        .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
+        .route("/api/v1/incidents/{id}/reopen", post(incidents::reopen))
+        .route("/api/v1/incidents/{id}/close", post(incidents::close))
+        .route("/api/v1/incidents/{id}/cancel", post(incidents::cancel))
+        .route(
+            "/api/v1/incidents/{id}/work-notes",
+            post(incidents::add_work_note),
+        )
+        .route(
+            "/api/v1/users",
+            get(directory::list_users).post(directory::create_user),
+        )
+        .route("/api/v1/users/{id}", get(directory::get_user))
+        .route(
+            "/api/v1/teams",
+            get(directory::list_teams).post(directory::create_team),
+        )
+        .route(
+            "/api/v1/categories",
+            get(directory::list_categories).post(directory::create_category),
+        )
+        .route(
+            "/api/v1/api-keys",
+            get(api_keys::list).post(api_keys::create),
+        )
+        .route(
+            "/api/v1/api-keys/{id}",
+            axum::routing::delete(api_keys::revoke),
+        )
+        .route(
+            "/api/v1/tenants",
+            get(directory::list_tenants).post(directory::create_tenant),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/refresh", post(auth::refresh))
+        .merge(protected)
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_declared_route_is_unique() {
+        for (i, (m, r, _)) in PERMISSIONS.iter().enumerate() {
+            assert!(
+                !PERMISSIONS[i + 1..]
+                    .iter()
+                    .any(|(m2, r2, _)| m2 == m && r2 == r),
+                "{m} {r} declared twice"
+            );
+        }
+    }
+}
