@@ -13,20 +13,14 @@
 use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 use eventdesk_api::Config;
-use eventdesk_commands::user::register_user;
-use eventdesk_commands::{CommandError, Options, SystemClock, execute};
-use eventdesk_domain::values::{Email, PersonName, Role, TenantName, Username};
-use eventdesk_domain::{
-    Actor, StreamId, TenantAggregate, TenantId, UserCommand, UserId, ValidationError,
-};
+use eventdesk_commands::tenant::{self, NewTenantError, create_tenant_with_admin};
+use eventdesk_commands::{CommandError, Options, SystemClock};
+use eventdesk_domain::values::{Email, PersonName, TenantName, Username};
+use eventdesk_domain::{TenantId, ValidationError};
 use eventdesk_store::{Db, EventMetadata, PgEventStore, Upcasters};
 use serde_json::json;
 use uuid::Uuid;
 
-/// Shortest admin password accepted (NIST SP 800-63B minimum).
-const MIN_PASSWORD_CHARS: usize = 8;
-/// Longest admin password accepted (hashing cost grows with the input).
-const MAX_PASSWORD_CHARS: usize = 1024;
 /// The `actor` recorded in the metadata of the events this module writes.
 const CLI_ACTOR: &str = "system:cli";
 /// The name of a platform key when `--name` is not given.
@@ -50,7 +44,7 @@ pub struct CreateTenantArgs {
     /// The admin's login name (unique across the deployment).
     #[arg(long)]
     admin_username: String,
-    /// The admin's password (at least 8 characters). Prefer the environment variable: the
+    /// The admin's password (at least 12 characters). Prefer the environment variable: the
     /// command line is visible to other users of the machine.
     #[arg(long, env = "EVENTDESK_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: String,
@@ -116,17 +110,8 @@ impl NewTenant {
         let name = flag("--name", TenantName::parse(&args.name))?;
         let username = flag("--admin-username", Username::parse(&args.admin_username))?;
         let email = flag("--admin-email", Email::parse(&args.admin_email))?;
-        let chars = args.admin_password.chars().count();
-        if chars < MIN_PASSWORD_CHARS {
-            return Err(anyhow!(
-                "invalid --admin-password: must be at least {MIN_PASSWORD_CHARS} characters long"
-            ));
-        }
-        if chars > MAX_PASSWORD_CHARS {
-            return Err(anyhow!(
-                "invalid --admin-password: must be at most {MAX_PASSWORD_CHARS} characters long"
-            ));
-        }
+        eventdesk_auth::password::check_new_password(&args.admin_password)
+            .map_err(|m| anyhow!("invalid --admin-password: {m}"))?;
         let first_name = match &args.admin_first_name {
             Some(f) => flag("--admin-first-name", PersonName::parse(f))?,
             None => flag("--admin-first-name", PersonName::parse("Admin"))?,
@@ -218,60 +203,34 @@ async fn create_tenant(args: CreateTenantArgs, config: &Config) -> anyhow::Resul
         ..Default::default()
     };
 
-    let tenant = TenantId::new();
-    execute::<TenantAggregate>(
+    let created = create_tenant_with_admin(
         &store,
         &clock,
-        tenant,
-        StreamId(tenant.0),
-        eventdesk_domain::TenantCommand::Create {
-            id: tenant,
+        tenant::NewTenant {
             name: input.name,
-            priority_matrix: None,
-            actor: Actor::System,
-        },
-        &opts,
-    )
-    .await
-    .context("creating the tenant")?;
-    tracing::info!(tenant_id = %tenant, "tenant created");
-
-    let admin = UserId::new();
-    let registered = register_user(
-        &store,
-        &clock,
-        tenant,
-        UserCommand::Register {
-            id: admin,
-            tenant_id: tenant,
-            username: input.username,
-            email: input.email,
-            first_name: input.first_name,
-            last_name: input.last_name,
-            phone: None,
-            department: None,
-            role: Role::Admin,
-            password_hash,
-            actor: Actor::System,
+            admin_username: input.username,
+            admin_email: input.email,
+            admin_first_name: input.first_name,
+            admin_last_name: input.last_name,
+            admin_password_hash: password_hash,
         },
         &opts,
     )
     .await;
     db.pool.close().await;
-    match registered {
-        Ok(_) => {}
+    let (tenant, admin) = match created {
+        Ok(ids) => ids,
         // Lost a race with another registration after the pre-check.
-        Err(CommandError::Taken { field }) => {
+        Err(NewTenantError::Admin {
+            tenant,
+            source: CommandError::Taken { field },
+        }) => {
             return Err(anyhow!(
                 "{field} is already taken (tenant {tenant} was created without an admin user)"
             ));
         }
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!(
-                "registering the admin user (tenant {tenant} was created without an admin user)"
-            )));
-        }
-    }
+        Err(e) => return Err(anyhow::Error::new(e)),
+    };
     tracing::info!(tenant_id = %tenant, user_id = %admin, "admin user registered");
 
     println!(
@@ -338,4 +297,75 @@ async fn create_platform_key(
         json!({ "api_key": key.plaintext, "prefix": summary.prefix })
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> CreateTenantArgs {
+        CreateTenantArgs {
+            name: "Acme".into(),
+            admin_username: "alice".into(),
+            admin_password: "correct horse battery".into(),
+            admin_email: "Alice@Example.com".into(),
+            admin_first_name: None,
+            admin_last_name: None,
+        }
+    }
+
+    fn error(args: CreateTenantArgs) -> String {
+        match NewTenant::parse(args) {
+            Ok(_) => panic!("accepted invalid input"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn names_default_to_admin_and_the_tenant_name() {
+        let Ok(t) = NewTenant::parse(args()) else {
+            panic!("rejected valid input")
+        };
+        assert_eq!(t.first_name.as_str(), "Admin");
+        assert_eq!(t.last_name.as_str(), "Acme");
+        assert_eq!(t.email.as_str(), "alice@example.com");
+
+        let long = CreateTenantArgs {
+            name: "x".repeat(150),
+            ..args()
+        };
+        let Ok(t) = NewTenant::parse(long) else {
+            panic!("rejected a 150-character tenant name")
+        };
+        assert_eq!(t.last_name.as_str(), "User");
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let e = error(CreateTenantArgs {
+            admin_email: "nope".into(),
+            ..args()
+        });
+        assert!(e.starts_with("invalid --admin-email:"), "{e}");
+        let e = error(CreateTenantArgs {
+            admin_username: "a b".into(),
+            ..args()
+        });
+        assert!(e.starts_with("invalid --admin-username:"), "{e}");
+        let e = error(CreateTenantArgs {
+            admin_password: "short".into(),
+            ..args()
+        });
+        assert!(e.starts_with("invalid --admin-password:"), "{e}");
+        let e = error(CreateTenantArgs {
+            name: " ".into(),
+            ..args()
+        });
+        assert!(e.starts_with("invalid --name:"), "{e}");
+        let e = error(CreateTenantArgs {
+            admin_last_name: Some(String::new()),
+            ..args()
+        });
+        assert!(e.starts_with("invalid --admin-last-name:"), "{e}");
+    }
 }

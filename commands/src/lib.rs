@@ -12,6 +12,7 @@
 pub mod error;
 pub mod execute;
 pub mod incident;
+pub mod tenant;
 pub mod user;
 
 pub use error::CommandError;

@@ -95,9 +95,6 @@ pub struct UserCreate {
     role: Role,
 }
 
-/// The minimum password length (NIST SP 800-63B).
-const MIN_PASSWORD: usize = 12;
-
 /// `POST /api/v1/users` (admin): registers a user in the caller's tenant.
 pub async fn create_user(
     State(state): State<AppState>,
@@ -120,11 +117,8 @@ pub async fn create_user(
         .as_deref()
         .map(Department::parse)
         .and_then(|r| f.take_as("department", r));
-    if u.password.chars().count() < MIN_PASSWORD {
-        f.push(
-            "password",
-            format!("must be at least {MIN_PASSWORD} characters"),
-        );
+    if let Err(m) = eventdesk_auth::password::check_new_password(&u.password) {
+        f.push("password", m);
     }
     f.done()?;
     let (Some(username), Some(email), Some(first), Some(last)) = (username, email, first, last)

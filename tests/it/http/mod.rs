@@ -1,0 +1,4 @@
+//! Black-box tests over HTTP against the real server and database.
+
+pub mod app;
+mod incidents;
