@@ -81,6 +81,23 @@ pub fn warm_up() {
     LazyLock::force(&DUMMY_HASH);
 }
 
+/// The shortest password accepted anywhere (NIST SP 800-63B: at least 8; we ask for 12).
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// The longest (Argon2id hashes any length, but unbounded input is a denial-of-service lever).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// Checks a new password's length; the message names no field (callers add it).
+pub fn check_new_password(password: &str) -> std::result::Result<(), String> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        Err(format!("must be at least {MIN_PASSWORD_CHARS} characters"))
+    } else if n > MAX_PASSWORD_CHARS {
+        Err(format!("must be at most {MAX_PASSWORD_CHARS} characters"))
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -140,22 +157,5 @@ mod tests {
         dummy_verify("whatever");
         // Not a timing assertion (CI is noisy): only that it did real Argon2 work.
         assert!(start.elapsed() > std::time::Duration::from_millis(1));
-    }
-}
-
-/// The shortest password accepted anywhere (NIST SP 800-63B: at least 8; we ask for 12).
-pub const MIN_PASSWORD_CHARS: usize = 12;
-/// The longest (Argon2id hashes any length, but unbounded input is a denial-of-service lever).
-pub const MAX_PASSWORD_CHARS: usize = 1024;
-
-/// Checks a new password's length; the message names no field (callers add it).
-pub fn check_new_password(password: &str) -> std::result::Result<(), String> {
-    let n = password.chars().count();
-    if n < MIN_PASSWORD_CHARS {
-        Err(format!("must be at least {MIN_PASSWORD_CHARS} characters"))
-    } else if n > MAX_PASSWORD_CHARS {
-        Err(format!("must be at most {MAX_PASSWORD_CHARS} characters"))
-    } else {
-        Ok(())
     }
 }
