@@ -55,6 +55,8 @@ pub struct Config {
     /// `EVENTDESK_API_KEY_PEPPER`: HMAC key for API-key hashes (generated into the data dir if
     /// unset).
     pub api_key_pepper: Secret,
+    /// `EVENTDESK_ATTACHMENT_MAX_BYTES` (default 25 MiB).
+    pub attachment_max_bytes: u64,
     /// `EVENTDESK_CONSISTENCY_WAIT_MS` (default 2000): how long a write waits for its read
     /// models before answering (read-your-writes).
     pub consistency_wait: Duration,
@@ -135,6 +137,11 @@ impl Config {
                 _ => None,
             },
             api_key_pepper: Secret::new(get("EVENTDESK_API_KEY_PEPPER").unwrap_or_default()),
+            attachment_max_bytes: parse(
+                "EVENTDESK_ATTACHMENT_MAX_BYTES",
+                get("EVENTDESK_ATTACHMENT_MAX_BYTES"),
+                25 * 1024 * 1024u64,
+            )?,
             consistency_wait: Duration::from_millis(parse(
                 "EVENTDESK_CONSISTENCY_WAIT_MS",
                 get("EVENTDESK_CONSISTENCY_WAIT_MS"),

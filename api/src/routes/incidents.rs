@@ -157,6 +157,14 @@ pub async fn list(
 
 /// Reads one incident as `principal` sees it (404 for another tenant's or, for a requester,
 /// someone else's incident).
+pub(crate) async fn read_detail_for(
+    state: &AppState,
+    principal: &Principal,
+    id: IncidentId,
+) -> ApiResult<IncidentDetail> {
+    read_detail(state, principal, id).await
+}
+
 async fn read_detail(
     state: &AppState,
     principal: &Principal,
@@ -351,6 +359,18 @@ pub async fn create(
 // ------------------------------------------------------------------------------------------
 // Update and actions
 // ------------------------------------------------------------------------------------------
+
+/// Runs commands against an incident and answers with its detail (for sibling modules).
+pub(crate) async fn run_commands(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    id: IncidentId,
+    if_match: Option<i64>,
+    commands: Vec<IncidentCommand>,
+) -> ApiResult<Response> {
+    run(state, principal, headers, id, IfMatch(if_match), commands).await
+}
 
 /// Runs commands against an incident and answers with its detail.
 async fn run(

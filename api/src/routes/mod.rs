@@ -5,6 +5,7 @@
 //! so a route added without a declaration is unreachable rather than open.
 
 pub mod api_keys;
+pub mod attachments;
 pub mod auth;
 pub mod directory;
 pub mod incidents;
@@ -14,7 +15,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::health;
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -100,6 +101,16 @@ pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
         Method::POST,
         "/api/v1/incidents/{id}/work-notes",
         p(Resource::Incident, Action::Comment),
+    ),
+    (
+        Method::POST,
+        "/api/v1/incidents/{id}/attachments",
+        p(Resource::Incident, Action::Comment),
+    ),
+    (
+        Method::GET,
+        "/api/v1/incidents/{id}/attachments/{aid}",
+        p(Resource::Incident, Action::Read),
     ),
     // Directory.
     (
@@ -227,6 +238,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/incidents/{id}/work-notes",
             post(incidents::add_work_note),
+        )
+        .route(
+            "/api/v1/incidents/{id}/attachments",
+            post(attachments::upload).layer(DefaultBodyLimit::max(
+                usize::try_from(state.config.attachment_max_bytes)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(64 * 1024),
+            )),
+        )
+        .route(
+            "/api/v1/incidents/{id}/attachments/{aid}",
+            get(attachments::download),
         )
         .route(
             "/api/v1/users",

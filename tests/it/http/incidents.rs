@@ -370,3 +370,92 @@ async fn validation_errors_name_the_field_and_mass_assignment_is_refused() {
     assert_eq!(r.body["title"], "DROP TABLE users; <script>x</script>");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn attachments_are_stored_by_content_and_downloaded_as_attachments() {
+    let app = TestApp::spawn_with(&[("EVENTDESK_ATTACHMENT_MAX_BYTES", "4096")]).await;
+    let t = app.tenant("Acme").await;
+    let other = app.tenant("Globex").await;
+    let inc = app.incident(&t.admin, "Screenshot attached").await;
+    let id = inc["id"].as_str().unwrap();
+    let bytes: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let upload = |token: String, data: Vec<u8>| {
+        let url = format!("{}/api/v1/incidents/{id}/attachments", app.base);
+        let client = app.client.clone();
+        async move {
+            let part = reqwest::multipart::Part::bytes(data)
+                .file_name("報告書.png")
+                .mime_str("image/png")
+                .unwrap();
+            client
+                .post(url)
+                .bearer_auth(token)
+                .multipart(reqwest::multipart::Form::new().part("file", part))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = upload(t.admin.clone(), bytes.clone()).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let detail: serde_json::Value = r.json().await.unwrap();
+    let att = &detail["attachments"][0];
+    assert_eq!(att["file_name"], "報告書.png");
+    assert_eq!(att["file_size"], 3000);
+    use sha2::Digest;
+    assert_eq!(att["sha256"], hex_of(&sha2::Sha256::digest(&bytes)));
+
+    let aid = att["id"].as_str().unwrap();
+    let url = format!("{}/api/v1/incidents/{id}/attachments/{aid}", app.base);
+    let dl = app
+        .client
+        .get(&url)
+        .bearer_auth(&t.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dl.status(), StatusCode::OK);
+    assert_eq!(dl.headers()["content-type"], "image/png");
+    let cd = dl.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cd.starts_with("attachment;") && cd.contains("filename*=UTF-8''"),
+        "{cd}"
+    );
+    assert_eq!(dl.bytes().await.unwrap().to_vec(), bytes);
+
+    // Another tenant can neither download nor upload: 404.
+    let dl = app
+        .client
+        .get(&url)
+        .bearer_auth(&other.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dl.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        upload(other.admin.clone(), vec![1, 2, 3]).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // Over the configured limit: 413, and nothing recorded.
+    assert_eq!(
+        upload(t.admin.clone(), vec![0u8; 5000]).await.status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let d = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/incidents/{id}"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(d.body["attachments"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
