@@ -96,17 +96,52 @@ pub async fn execute<A: Aggregate>(
     execute_many(store, clock, tenant, id, vec![command], opts).await
 }
 
-/// Like [`execute`] for several commands that must succeed or fail together: each is decided
-/// on the state left by the previous ones, and all their events are appended in one batch.
-pub async fn execute_many<A: Aggregate>(
+/// A decision taken but not yet appended: the state it was taken on and its events.
+#[derive(Debug, Clone)]
+pub struct Prepared<A: Aggregate> {
+    /// The state the commands were decided on.
+    pub state: A,
+    /// Its version (the expected version of the append).
+    pub version: i64,
+    /// The events decided (possibly none).
+    pub events: Vec<A::Event>,
+}
+
+impl<A: Aggregate> Prepared<A> {
+    /// The expected version for appending these events.
+    pub fn expected(&self) -> ExpectedVersion {
+        if self.version == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(self.version)
+        }
+    }
+
+    /// The state after the events.
+    pub fn into_executed(mut self, appended: Option<AppendOutcome>) -> Executed<A> {
+        for e in &self.events {
+            self.state.evolve(e);
+        }
+        let version = appended.as_ref().map_or(self.version, |a| a.next_version);
+        Executed {
+            state: self.state,
+            version,
+            appended,
+        }
+    }
+}
+
+/// Loads the aggregate, checks `If-Match`, and decides each command on the state left by the
+/// previous ones. Appends nothing.
+pub async fn prepare<A: Aggregate>(
     store: &PgEventStore,
     clock: &dyn Clock,
     tenant: TenantId,
     id: StreamId,
     commands: Vec<A::Command>,
     opts: &Options,
-) -> Result<Executed<A>, CommandError<A::Error>> {
-    let (mut state, version) = load::<A>(store, tenant, id).await?;
+) -> Result<Prepared<A>, CommandError<A::Error>> {
+    let (state, version) = load::<A>(store, tenant, id).await?;
     if let Some(expected) = opts.if_match
         && expected != version
     {
@@ -124,24 +159,33 @@ pub async fn execute_many<A: Aggregate>(
         }
         events.extend(new);
     }
-    if events.is_empty() {
-        return Ok(Executed {
-            state,
-            version,
-            appended: None,
-        });
+    Ok(Prepared {
+        state,
+        version,
+        events,
+    })
+}
+
+/// Like [`execute`] for several commands that must succeed or fail together: each is decided
+/// on the state left by the previous ones, and all their events are appended in one batch.
+pub async fn execute_many<A: Aggregate>(
+    store: &PgEventStore,
+    clock: &dyn Clock,
+    tenant: TenantId,
+    id: StreamId,
+    commands: Vec<A::Command>,
+    opts: &Options,
+) -> Result<Executed<A>, CommandError<A::Error>> {
+    let prepared = prepare::<A>(store, clock, tenant, id, commands, opts).await?;
+    if prepared.events.is_empty() {
+        return Ok(prepared.into_executed(None));
     }
-    let envelopes = encode(&events).map_err(CommandError::Corrupt)?;
-    let expected = if version == 0 {
-        ExpectedVersion::NoStream
-    } else {
-        ExpectedVersion::Exact(version)
-    };
+    let envelopes = encode(&prepared.events).map_err(CommandError::Corrupt)?;
     let out = store
         .append(
             tenant,
             &StreamRef::new(A::STREAM_TYPE, id),
-            expected,
+            prepared.expected(),
             envelopes,
             &opts.metadata,
             opts.idempotency.as_ref(),
@@ -156,12 +200,5 @@ pub async fn execute_many<A: Aggregate>(
             appended: Some(out),
         });
     }
-    for e in &events {
-        state.evolve(e);
-    }
-    Ok(Executed {
-        state,
-        version: out.next_version,
-        appended: Some(out),
-    })
+    Ok(prepared.into_executed(Some(out)))
 }

@@ -16,4 +16,6 @@ pub mod tenant;
 pub mod user;
 
 pub use error::CommandError;
-pub use execute::{Clock, Executed, Options, SystemClock, execute, execute_many, load};
+pub use execute::{
+    Clock, Executed, Options, Prepared, SystemClock, execute, execute_many, load, prepare,
+};

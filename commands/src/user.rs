@@ -76,3 +76,79 @@ pub async fn register_user(
         appended: Some(out),
     })
 }
+
+/// Changes a user (profile, role, deactivation…). If the e-mail changes, the deployment-wide
+/// claim moves to the new address in the same transaction as the events.
+pub async fn update_user(
+    store: &PgEventStore,
+    clock: &dyn Clock,
+    tenant: TenantId,
+    id: UserId,
+    commands: Vec<UserCommand>,
+    opts: &Options,
+) -> Result<Executed<UserAggregate>, CommandError<UserError>> {
+    let prepared = crate::execute::prepare::<UserAggregate>(
+        store,
+        clock,
+        tenant,
+        StreamId(id.0),
+        commands,
+        opts,
+    )
+    .await?;
+    if prepared.events.is_empty() {
+        return Ok(prepared.into_executed(None));
+    }
+    let before = prepared
+        .state
+        .state
+        .as_ref()
+        .map(|u| u.email.as_str().to_lowercase());
+    let mut after_state = prepared.state.clone();
+    for e in &prepared.events {
+        after_state.evolve(e);
+    }
+    let after = after_state
+        .state
+        .as_ref()
+        .map(|u| u.email.as_str().to_lowercase());
+    let envelopes = encode(&prepared.events).map_err(CommandError::Corrupt)?;
+    let mut tx = store.pool().begin().await?;
+    if let (Some(old), Some(new)) = (&before, &after)
+        && old != new
+    {
+        let claimed = sqlx::query(
+            "INSERT INTO identity_claims (kind, value, tenant_id, user_id) \
+             VALUES ('email', $1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(new)
+        .bind(tenant.0)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            return Err(CommandError::Taken { field: "email" });
+        }
+        sqlx::query(
+            "DELETE FROM identity_claims WHERE kind = 'email' AND value = $1 AND user_id = $2",
+        )
+        .bind(old)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let out = store
+        .append_in(
+            &mut tx,
+            tenant,
+            &StreamRef::new(UserAggregate::STREAM_TYPE, StreamId(id.0)),
+            prepared.expected(),
+            &envelopes,
+            &opts.metadata,
+            None,
+        )
+        .await?;
+    tx.commit().await?;
+    store.notify_appended();
+    Ok(prepared.into_executed(Some(out)))
+}

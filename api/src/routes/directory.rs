@@ -403,3 +403,486 @@ pub async fn list_tenants(
     let page = directory::list_tenants(&mut conn, paging).await?;
     Ok(Json(page).into_response())
 }
+
+// ------------------------------------------------------------------------------------------
+// Updates and deactivation
+// ------------------------------------------------------------------------------------------
+
+/// `null` → `Some(None)` (clear), absent → `None` (keep).
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn path_uuid(raw: &str) -> ApiResult<uuid::Uuid> {
+    raw.parse().map_err(|_| ApiError::NotFound)
+}
+
+/// `PATCH /api/v1/users/{id}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    department: Option<Option<String>>,
+    #[serde(default)]
+    role: Option<Role>,
+}
+
+async fn user_response(
+    state: &AppState,
+    principal: &Principal,
+    id: UserId,
+    done: eventdesk_commands::Executed<eventdesk_domain::directory::UserAggregate>,
+) -> ApiResult<Response> {
+    state.wait_visible("directory", done.checkpoint()).await;
+    let mut tx = state.tenant_tx(principal.tenant).await?;
+    let view = directory::get_user(&mut tx, principal.tenant, id).await?;
+    tx.commit().await?;
+    let view = view.ok_or(ApiError::NotFound)?;
+    let mut resp = Json(&view).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag(view.version)) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(resp)
+}
+
+/// `PATCH /api/v1/users/{id}` (admin): profile fields and role. A role change is recorded in
+/// the security log.
+pub async fn update_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    StrictJson { value: u, .. }: StrictJson<UserUpdate>,
+) -> ApiResult<Response> {
+    let id = UserId(path_uuid(&id)?);
+    let actor = principal.actor();
+    let mut f = FieldErrors::default();
+    let email = u
+        .email
+        .as_deref()
+        .map(Email::parse)
+        .and_then(|r| f.take_as("email", r));
+    let first = u
+        .first_name
+        .as_deref()
+        .map(PersonName::parse)
+        .and_then(|r| f.take_as("first_name", r));
+    let last = u
+        .last_name
+        .as_deref()
+        .map(PersonName::parse)
+        .and_then(|r| f.take_as("last_name", r));
+    let phone = match &u.phone {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(p)) => f.take_as("phone", Phone::parse(p)).map(Some),
+    };
+    let department = match &u.department {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(d)) => f.take_as("department", Department::parse(d)).map(Some),
+    };
+    f.done()?;
+    let mut commands = Vec::new();
+    if email.is_some()
+        || first.is_some()
+        || last.is_some()
+        || phone.is_some()
+        || department.is_some()
+    {
+        commands.push(UserCommand::UpdateProfile {
+            email,
+            first_name: first,
+            last_name: last,
+            phone,
+            department,
+            actor,
+        });
+    }
+    if let Some(role) = u.role {
+        commands.push(UserCommand::ChangeRole { role, actor });
+    }
+    let opts = Options {
+        metadata: metadata(&principal, &headers),
+        ..Default::default()
+    };
+    let done = eventdesk_commands::user::update_user(
+        &state.store,
+        &*state.clock,
+        principal.tenant,
+        id,
+        commands,
+        &opts,
+    )
+    .await?;
+    if let Some(role) = u.role
+        && done.appended.is_some()
+    {
+        crate::security::record(
+            &state,
+            principal.tenant,
+            "RoleChanged",
+            &principal.actor_label(),
+            opts.metadata.request_id.clone(),
+            serde_json::json!({ "user_id": id, "role": role.as_str() }),
+        )
+        .await;
+    }
+    user_response(&state, &principal, id, done).await
+}
+
+/// `POST /api/v1/users/{id}/deactivate` (admin): the user can no longer log in, and their
+/// refresh tokens are revoked.
+pub async fn deactivate_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = UserId(path_uuid(&id)?);
+    if principal.user_id == Some(id) {
+        return Err(ApiError::Rule {
+            code: "cannot_deactivate_self",
+            message: "an administrator cannot deactivate their own account".into(),
+        });
+    }
+    let opts = Options {
+        metadata: metadata(&principal, &headers),
+        ..Default::default()
+    };
+    let done = eventdesk_commands::user::update_user(
+        &state.store,
+        &*state.clock,
+        principal.tenant,
+        id,
+        vec![UserCommand::Deactivate {
+            actor: principal.actor(),
+        }],
+        &opts,
+    )
+    .await?;
+    let mut conn = state.db.pool.acquire().await?;
+    eventdesk_auth::store::revoke_user_refresh_tokens(
+        &mut conn,
+        principal.tenant,
+        id,
+        state.clock.now(),
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    drop(conn);
+    user_response(&state, &principal, id, done).await
+}
+
+/// `POST /api/v1/users/{id}/reactivate` (admin).
+pub async fn reactivate_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = UserId(path_uuid(&id)?);
+    let opts = Options {
+        metadata: metadata(&principal, &headers),
+        ..Default::default()
+    };
+    let done = eventdesk_commands::user::update_user(
+        &state.store,
+        &*state.clock,
+        principal.tenant,
+        id,
+        vec![UserCommand::Reactivate {
+            actor: principal.actor(),
+        }],
+        &opts,
+    )
+    .await?;
+    user_response(&state, &principal, id, done).await
+}
+
+/// `PATCH /api/v1/teams/{id}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamUpdate {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    manager_id: Option<Option<UserId>>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+    /// Members to add.
+    #[serde(default)]
+    add_members: Vec<UserId>,
+    /// Members to remove.
+    #[serde(default)]
+    remove_members: Vec<UserId>,
+}
+
+async fn run_team(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    id: TeamId,
+    commands: Vec<TeamCommand>,
+) -> ApiResult<Response> {
+    let opts = Options {
+        metadata: metadata(principal, headers),
+        ..Default::default()
+    };
+    let done = eventdesk_commands::execute_many::<TeamAggregate>(
+        &state.store,
+        &*state.clock,
+        principal.tenant,
+        StreamId(id.0),
+        commands,
+        &opts,
+    )
+    .await?;
+    state.wait_visible("directory", done.checkpoint()).await;
+    let mut tx = state.tenant_tx(principal.tenant).await?;
+    let view = directory::get_team(&mut tx, principal.tenant, id).await?;
+    tx.commit().await?;
+    Ok(Json(view.ok_or(ApiError::NotFound)?).into_response())
+}
+
+/// Every user id must be a user of the caller's tenant.
+async fn check_users(
+    state: &AppState,
+    principal: &Principal,
+    field: &str,
+    ids: &[UserId],
+) -> ApiResult<()> {
+    let mut tx = state.tenant_tx(principal.tenant).await?;
+    for id in ids {
+        if directory::get_user(&mut tx, principal.tenant, *id)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::field(field, format!("no such user {id}")));
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `PATCH /api/v1/teams/{id}`: name, manager, description, and membership changes.
+pub async fn update_team(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    StrictJson { value: u, .. }: StrictJson<TeamUpdate>,
+) -> ApiResult<Response> {
+    let id = TeamId(path_uuid(&id)?);
+    let actor = principal.actor();
+    let mut f = FieldErrors::default();
+    let name = u
+        .name
+        .as_deref()
+        .map(TeamName::parse)
+        .and_then(|r| f.take_as("name", r));
+    let description = match &u.description {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(d)) => f.take_as("description", Description::parse(d)).map(Some),
+    };
+    f.done()?;
+    let managers: Vec<UserId> = u.manager_id.flatten().into_iter().collect();
+    check_users(&state, &principal, "manager_id", &managers).await?;
+    check_users(&state, &principal, "add_members", &u.add_members).await?;
+    let mut commands = Vec::new();
+    if name.is_some() || description.is_some() || u.manager_id.is_some() {
+        commands.push(TeamCommand::Update {
+            name,
+            manager_id: u.manager_id,
+            description,
+            actor,
+        });
+    }
+    commands.extend(
+        u.add_members
+            .iter()
+            .map(|&user_id| TeamCommand::AddMember { user_id, actor }),
+    );
+    commands.extend(
+        u.remove_members
+            .iter()
+            .map(|&user_id| TeamCommand::RemoveMember { user_id, actor }),
+    );
+    run_team(&state, &principal, &headers, id, commands).await
+}
+
+/// `GET /api/v1/teams/{id}`.
+pub async fn get_team(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = TeamId(path_uuid(&id)?);
+    let mut tx = state.tenant_tx(principal.tenant).await?;
+    let view = directory::get_team(&mut tx, principal.tenant, id).await?;
+    tx.commit().await?;
+    Ok(Json(view.ok_or(ApiError::NotFound)?).into_response())
+}
+
+/// `POST /api/v1/teams/{id}/deactivate`.
+pub async fn deactivate_team(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = TeamId(path_uuid(&id)?);
+    let actor = principal.actor();
+    run_team(
+        &state,
+        &principal,
+        &headers,
+        id,
+        vec![TeamCommand::Deactivate { actor }],
+    )
+    .await
+}
+
+/// `PATCH /api/v1/categories/{id}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryUpdate {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    parent_id: Option<Option<CategoryId>>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+}
+
+async fn run_category(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    id: CategoryId,
+    command: CategoryCommand,
+) -> ApiResult<Response> {
+    let opts = Options {
+        metadata: metadata(principal, headers),
+        ..Default::default()
+    };
+    let done = execute::<CategoryAggregate>(
+        &state.store,
+        &*state.clock,
+        principal.tenant,
+        StreamId(id.0),
+        command,
+        &opts,
+    )
+    .await?;
+    state.wait_visible("directory", done.checkpoint()).await;
+    let mut tx = state.tenant_tx(principal.tenant).await?;
+    let view = directory::get_category(&mut tx, principal.tenant, id).await?;
+    tx.commit().await?;
+    Ok(Json(view.ok_or(ApiError::NotFound)?).into_response())
+}
+
+/// `PATCH /api/v1/categories/{id}`: moving a category under one of its own descendants (a loop
+/// in the tree) is refused with 422 on `parent_id`.
+pub async fn update_category(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    StrictJson { value: u, .. }: StrictJson<CategoryUpdate>,
+) -> ApiResult<Response> {
+    let id = CategoryId(path_uuid(&id)?);
+    let mut f = FieldErrors::default();
+    let name = u
+        .name
+        .as_deref()
+        .map(CategoryName::parse)
+        .and_then(|r| f.take_as("name", r));
+    let description = match &u.description {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(d)) => f.take_as("description", Description::parse(d)).map(Some),
+    };
+    f.done()?;
+    if let Some(Some(parent)) = u.parent_id {
+        // Walk up from the new parent: reaching `id` would close a loop.
+        let mut tx = state.tenant_tx(principal.tenant).await?;
+        let mut cursor = Some(parent);
+        let mut depth = 0;
+        while let Some(c) = cursor {
+            if c == id {
+                return Err(ApiError::field(
+                    "parent_id",
+                    "would make the category its own ancestor",
+                ));
+            }
+            depth += 1;
+            if depth > 64 {
+                return Err(ApiError::field(
+                    "parent_id",
+                    "the category tree is deeper than 64 levels",
+                ));
+            }
+            cursor = match directory::get_category(&mut tx, principal.tenant, c).await? {
+                Some(cat) => cat.parent_id,
+                None if c == parent => {
+                    return Err(ApiError::field("parent_id", "no such category"));
+                }
+                None => None,
+            };
+        }
+        tx.commit().await?;
+    }
+    let cmd = CategoryCommand::Update {
+        name,
+        parent_id: u.parent_id,
+        description,
+        actor: principal.actor(),
+    };
+    run_category(&state, &principal, &headers, id, cmd).await
+}
+
+/// `GET /api/v1/categories/{id}`.
+pub async fn get_category(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = CategoryId(path_uuid(&id)?);
+    let mut tx = state.tenant_tx(principal.tenant).await?;
+    let view = directory::get_category(&mut tx, principal.tenant, id).await?;
+    tx.commit().await?;
+    Ok(Json(view.ok_or(ApiError::NotFound)?).into_response())
+}
+
+/// `POST /api/v1/categories/{id}/deactivate`.
+pub async fn deactivate_category(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = CategoryId(path_uuid(&id)?);
+    let actor = principal.actor();
+    run_category(
+        &state,
+        &principal,
+        &headers,
+        id,
+        CategoryCommand::Deactivate { actor },
+    )
+    .await
+}

@@ -31,11 +31,6 @@ const fn p(r: Resource, a: Action) -> Permission {
 
 /// The permission of every protected route: (method, route template, permission).
 pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
-    (
-        Method::GET,
-        "/api/v1/auth/profile",
-        p(Resource::User, Action::Read),
-    ),
     // Incidents.
     (
         Method::GET,
@@ -148,6 +143,51 @@ pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
         "/api/v1/categories",
         p(Resource::Category, Action::Create),
     ),
+    (
+        Method::PATCH,
+        "/api/v1/users/{id}",
+        p(Resource::User, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/users/{id}/deactivate",
+        p(Resource::User, Action::Delete),
+    ),
+    (
+        Method::POST,
+        "/api/v1/users/{id}/reactivate",
+        p(Resource::User, Action::Write),
+    ),
+    (
+        Method::GET,
+        "/api/v1/teams/{id}",
+        p(Resource::Team, Action::Read),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/teams/{id}",
+        p(Resource::Team, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/teams/{id}/deactivate",
+        p(Resource::Team, Action::Delete),
+    ),
+    (
+        Method::GET,
+        "/api/v1/categories/{id}",
+        p(Resource::Category, Action::Read),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/categories/{id}",
+        p(Resource::Category, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/categories/{id}/deactivate",
+        p(Resource::Category, Action::Delete),
+    ),
     // API keys.
     (
         Method::GET,
@@ -177,6 +217,9 @@ pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
     ),
 ];
 
+/// Routes any authenticated caller may use (about the caller themself).
+pub const AUTHENTICATED: &[(Method, &str)] = &[(Method::GET, "/api/v1/auth/profile")];
+
 /// The declared permission of `(method, route)`.
 pub fn permission_for(method: &Method, route: &str) -> Option<Permission> {
     PERMISSIONS
@@ -198,6 +241,12 @@ pub async fn authorize(
     )
     .await?;
     let route = matched.as_ref().map(MatchedPath::as_str).unwrap_or("");
+    if AUTHENTICATED
+        .iter()
+        .any(|(m, r)| *m == parts.method && *r == route)
+    {
+        return Ok(next.run(Request::from_parts(parts, body)).await);
+    }
     let Some(needed) = permission_for(&parts.method, route) else {
         tracing::warn!(route, method = %parts.method, "route without a declared permission: denied");
         return Err(ApiError::Forbidden);
@@ -255,7 +304,34 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/users",
             get(directory::list_users).post(directory::create_user),
         )
-        .route("/api/v1/users/{id}", get(directory::get_user))
+        .route(
+            "/api/v1/users/{id}",
+            get(directory::get_user).patch(directory::update_user),
+        )
+        .route(
+            "/api/v1/users/{id}/deactivate",
+            post(directory::deactivate_user),
+        )
+        .route(
+            "/api/v1/users/{id}/reactivate",
+            post(directory::reactivate_user),
+        )
+        .route(
+            "/api/v1/teams/{id}",
+            get(directory::get_team).patch(directory::update_team),
+        )
+        .route(
+            "/api/v1/teams/{id}/deactivate",
+            post(directory::deactivate_team),
+        )
+        .route(
+            "/api/v1/categories/{id}",
+            get(directory::get_category).patch(directory::update_category),
+        )
+        .route(
+            "/api/v1/categories/{id}/deactivate",
+            post(directory::deactivate_category),
+        )
         .route(
             "/api/v1/teams",
             get(directory::list_teams).post(directory::create_team),
@@ -280,6 +356,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route(
+            crate::openapi::OPENAPI_PATH,
+            get(crate::openapi::openapi_json),
+        )
+        .merge(crate::openapi::docs())
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh))
         .merge(protected)
