@@ -1,0 +1,3639 @@
+//! The OpenAPI 3.1 document (`GET /api/v1/openapi.json`) and the Swagger UI that renders it
+//! (`GET /api/v1/docs/`, assets embedded in the binary).
+//!
+//! **How the document stays true to the server:**
+//!
+//! - The operations are generated from the router's own declarations: every row of
+//!   [`PERMISSIONS`] (method, route template, permission) and [`AUTHENTICATED`], plus
+//!   [`PUBLIC_ROUTES`]. Each
+//!   is described by its row of [`OPERATIONS`], the one table mapping a route to its request
+//!   schema, success status and response schema. A declared route without a row still appears
+//!   (marked `x-undocumented`) and makes the unit tests fail; so does a row for no route, and a
+//!   `.route("…")` in `routes/mod.rs` that is neither protected nor public.
+//! - Path parameters come from the `{name}` segments of the template, the required permission
+//!   from `PERMISSIONS`, and every enumeration (statuses, priorities, roles, sorts, permissions,
+//!   …) and length limit from the domain's own constants.
+//! - The tests check the schemas against the real types: the fields of every request DTO (read
+//!   from its `Deserialize` impl) equal the schema's properties, a value generated from each
+//!   request schema is accepted by the real DTO, and serialised read-model views and
+//!   [`ApiError`](crate::error::ApiError) bodies validate against the (closed) response schemas.
+
+use crate::routes::{AUTHENTICATED, PERMISSIONS};
+use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::IntoResponse;
+use eventdesk_auth::Permission;
+use eventdesk_auth::apikey::KeyMode;
+use eventdesk_domain::values::{
+    CategoryName, Department, Description, HoldReason, Impact, IncidentStatus, PersonName,
+    Priority, ReasonText, ResolutionText, Role, TeamName, TenantName, Title, Urgency, WorkNoteBody,
+    WorkNoteType,
+};
+use eventdesk_projections::queries::incidents::IncidentSort;
+use eventdesk_projections::queries::paging::{DEFAULT_LIMIT, MAX_LIMIT};
+use serde_json::{Map, Value, json};
+use std::sync::LazyLock;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Where the document is served.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+/// Where the Swagger UI is served (`/api/v1/docs` redirects to `/api/v1/docs/`).
+pub const DOCS_PATH: &str = "/api/v1/docs";
+/// The content security policy of the docs UI: its own scripts and styles only (Swagger UI
+/// sets inline styles and uses `data:` images), requests to this origin only, never framed.
+pub const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; \
+    style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The routes reachable without credentials that the document describes (the docs UI itself
+/// is not an API operation).
+pub const PUBLIC_ROUTES: &[(Method, &str)] = &[
+    (Method::POST, "/api/v1/auth/login"),
+    (Method::POST, "/api/v1/auth/refresh"),
+    (Method::GET, "/healthz"),
+    (Method::GET, "/readyz"),
+    (Method::GET, OPENAPI_PATH),
+];
+
+// ------------------------------------------------------------------------------------------
+// The route table
+// ------------------------------------------------------------------------------------------
+
+/// The request body of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// No body.
+    None,
+    /// A required `application/json` body (strict: 415 for another type, 422 for an unknown
+    /// field), of this schema.
+    Json(&'static str),
+    /// An optional JSON body (an empty body counts as `{}`), of this schema. The content type is
+    /// not checked.
+    Optional(&'static str),
+    /// A `multipart/form-data` body of this schema.
+    Multipart(&'static str),
+}
+
+/// The success body of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// JSON of this schema.
+    Json(&'static str),
+    /// No body.
+    Empty,
+    /// A file download (the stored content type).
+    File,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Credentials holding this permission ([`PERMISSIONS`]).
+    Permission(Permission),
+    /// Any valid credentials ([`AUTHENTICATED`]).
+    Authenticated,
+    /// No credentials ([`PUBLIC_ROUTES`]).
+    Public,
+}
+
+/// The query parameters of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Query {
+    /// None.
+    None,
+    /// `page`, `limit`, `cursor`.
+    Paging,
+    /// The incident list's filters, search and sort, plus paging.
+    Incidents,
+}
+
+/// One operation: everything about a route that its declaration does not already say.
+#[derive(Debug)]
+struct Op {
+    method: Method,
+    route: &'static str,
+    operation_id: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    /// Markdown; the required permission is appended.
+    description: &'static str,
+    query: Query,
+    body: Body,
+    /// The success status.
+    status: u16,
+    /// The success body.
+    response: Out,
+    /// Honours `Idempotency-Key`.
+    idempotency_key: bool,
+    /// Honours `If-Match`.
+    if_match: bool,
+    /// The success response carries `ETag`.
+    etag: bool,
+    /// The success response carries `Location`.
+    location: bool,
+    /// Error statuses beyond those implied by authentication, path ids, bodies, queries and
+    /// `If-Match` (see [`error_statuses`]).
+    errors: &'static [u16],
+}
+
+/// A row with every optional part off.
+const fn op(
+    method: Method,
+    route: &'static str,
+    operation_id: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    status: u16,
+    response: Out,
+) -> Op {
+    Op {
+        method,
+        route,
+        operation_id,
+        tag,
+        summary,
+        description: "",
+        query: Query::None,
+        body: Body::None,
+        status,
+        response,
+        idempotency_key: false,
+        if_match: false,
+        etag: false,
+        location: false,
+        errors: &[],
+    }
+}
+
+impl Op {
+    const fn describe(mut self, description: &'static str) -> Self {
+        self.description = description;
+        self
+    }
+    const fn query(mut self, query: Query) -> Self {
+        self.query = query;
+        self
+    }
+    const fn body(mut self, body: Body) -> Self {
+        self.body = body;
+        self
+    }
+    const fn errors(mut self, errors: &'static [u16]) -> Self {
+        self.errors = errors;
+        self
+    }
+    const fn idempotent(mut self) -> Self {
+        self.idempotency_key = true;
+        self
+    }
+    /// An incident write: `If-Match` honoured, `ETag` returned, concurrent writes are 409.
+    const fn conditional(mut self) -> Self {
+        self.if_match = true;
+        self.etag = true;
+        self
+    }
+    const fn etag(mut self) -> Self {
+        self.etag = true;
+        self
+    }
+    /// A create answering `201` with `Location` and `ETag`.
+    const fn created(mut self) -> Self {
+        self.location = true;
+        self.etag = true;
+        self
+    }
+}
+
+const ACTION_NOTE: &str = "Runs one lifecycle transition; a transition the state machine does \
+    not allow is `422 invalid_transition`. The body may be empty where it has no required field. \
+    Answers with the incident as it is after the change.";
+
+/// One row per (method, route): request schema, success status and response schema.
+const OPERATIONS: &[Op] = &[
+    // Auth.
+    op(
+        Method::POST,
+        "/api/v1/auth/login",
+        "login",
+        "auth",
+        "Log in with username and password",
+        200,
+        Out::Json("TokenResponse"),
+    )
+    .describe(
+        "Issues an access token (JWT, `Authorization: Bearer …`) and a refresh token. A wrong \
+         password, an unknown username and a disabled account all get the same \
+         `401 invalid_credentials`, after the same amount of work.",
+    )
+    .body(Body::Json("LoginRequest"))
+    .errors(&[401]),
+    op(
+        Method::POST,
+        "/api/v1/auth/refresh",
+        "refreshToken",
+        "auth",
+        "Exchange a refresh token for new tokens",
+        200,
+        Out::Json("TokenResponse"),
+    )
+    .describe(
+        "Rotates the refresh token: the one presented is spent and a new one is returned. A \
+         refresh token presented twice is refused and revokes its whole family (log in again).",
+    )
+    .body(Body::Json("RefreshRequest"))
+    .errors(&[401]),
+    op(
+        Method::GET,
+        "/api/v1/auth/profile",
+        "getProfile",
+        "auth",
+        "The signed-in user",
+        200,
+        Out::Json("User"),
+    )
+    .describe("`404` when the caller is an API key (it is no user).")
+    .errors(&[404]),
+    // Incidents.
+    op(
+        Method::GET,
+        "/api/v1/incidents",
+        "listIncidents",
+        "incidents",
+        "List incidents",
+        200,
+        Out::Json("IncidentPage"),
+    )
+    .describe(
+        "Filters: a repeated parameter means OR (`status=new&status=assigned`), different \
+         parameters combine with AND. Page with `page`/`limit` (totals included) or with \
+         `cursor` (`cursor=` starts, then pass `pagination.next_cursor`; no totals). An unknown \
+         parameter is `422`. Requesters (role `user`) see only the incidents they reported.",
+    )
+    .query(Query::Incidents),
+    op(
+        Method::POST,
+        "/api/v1/incidents",
+        "createIncident",
+        "incidents",
+        "Log an incident",
+        201,
+        Out::Json("IncidentDetail"),
+    )
+    .describe(
+        "The caller is the reporter (for an API key: the user who created the key). Without \
+         `priority` it is derived from `impact` × `urgency` (both default to `medium`) by the \
+         tenant's priority matrix. Referenced users, teams and categories must exist (`422`).",
+    )
+    .body(Body::Json("IncidentCreate"))
+    .idempotent()
+    .created()
+    .errors(&[409]),
+    op(
+        Method::GET,
+        "/api/v1/incidents/{id}",
+        "getIncident",
+        "incidents",
+        "An incident with its history, work notes and attachments",
+        200,
+        Out::Json("IncidentDetail"),
+    )
+    .describe(
+        "Non-agents see only public work notes, and requesters only their own incidents (`404` \
+         otherwise). The `ETag` is the incident's version, for `If-Match` on later writes.",
+    )
+    .etag(),
+    op(
+        Method::PATCH,
+        "/api/v1/incidents/{id}",
+        "updateIncident",
+        "incidents",
+        "Update an incident",
+        200,
+        Out::Json("IncidentDetail"),
+    )
+    .describe(
+        "Absent fields are kept; `priority: null` returns to the matrix-derived priority and \
+         `category_id: null` clears the category. A `status` change follows the lifecycle rules \
+         of the actions: `on_hold` needs `hold_reason`, `resolved` needs `resolution`, \
+         `cancelled` and reopening a resolved incident need `reason`, `assigned` needs \
+         `assignee_id` or `team_id`.",
+    )
+    .body(Body::Json("IncidentUpdate"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/incidents/{id}/assign",
+        "assignIncident",
+        "incidents",
+        "Assign an incident to a person and/or a team",
+        200,
+        Out::Json("IncidentDetail"),
+    )
+    .describe(ACTION_NOTE)
+    .body(Body::Optional("AssignRequest"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/incidents/{id}/start",
+        "startIncident",
+        "incidents",
+        "Start work on an incident",
+        200,
+        Out::Json("IncidentDetail"),
+    )
+    .describe(ACTION_NOTE)
+    .body(Body::Optional("EmptyRequest"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/incidents/{id}/hold",
+        "holdIncident",
+        "incidents",
+        "Put an incident on hold",
+        200,
+        Out::Json("IncidentDetail"),
+    )
+    .describe(ACTION_NOTE)
+    .body(Body::Optional("HoldRequest"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/incidents/{id}/resume",
+        "resumeIncident",
+        "incidents",
+        "Resume work on an incident on hold",
+        200,
+        Out::Json("IncidentDetail"),
+    )
+    .describe(ACTION_NOTE)
+    .body(Body::Optional("EmptyRequest"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/incidents/{id}/resolve",
+        "resolveIncident",
+        "incidents",
+        "Resolve an incident",
+        200,
+        Out::Json("IncidentDetail"),
+    )
+    .describe(ACTION_NOTE)
+    .body(Body::Optional("ResolveRequest"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/incidents/{id}/reopen",
+        "reopenIncident",
+        "incidents",
+        "Reopen a resolved incident",
+        200,
+        Out::Json("IncidentDetail"),
+    )
+    .describe(ACTION_NOTE)
+    .body(Body::Optional("ReasonRequest"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/incidents/{id}/close",
+        "closeIncident",
+        "incidents",
+        "Close a resolved incident",
+        200,
+        Out::Json("IncidentDetail"),
+    )
+    .describe(ACTION_NOTE)
+    .body(Body::Optional("EmptyRequest"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/incidents/{id}/cancel",
+        "cancelIncident",
+        "incidents",
+        "Cancel an incident",
+        200,
+        Out::Json("IncidentDetail"),
+    )
+    .describe(ACTION_NOTE)
+    .body(Body::Optional("ReasonRequest"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/incidents/{id}/work-notes",
+        "addWorkNote",
+        "incidents",
+        "Add a work note or comment",
+        201,
+        Out::Json("IncidentDetail"),
+    )
+    .describe(
+        "Answers with the whole incident. Requesters may only comment on their own incidents \
+         (`404` otherwise); their notes are always public `work_note`s.",
+    )
+    .body(Body::Json("WorkNoteCreate"))
+    .etag()
+    .errors(&[409]),
+    op(
+        Method::POST,
+        "/api/v1/incidents/{id}/attachments",
+        "uploadAttachment",
+        "incidents",
+        "Attach a file to an incident",
+        201,
+        Out::Json("IncidentDetail"),
+    )
+    .describe(
+        "One multipart part named `file` (its file name and content type are recorded). Larger \
+         than `EVENTDESK_ATTACHMENT_MAX_BYTES` is `413`. Answers with the whole incident.",
+    )
+    .body(Body::Multipart("AttachmentUpload"))
+    .etag()
+    .errors(&[409]),
+    op(
+        Method::GET,
+        "/api/v1/incidents/{id}/attachments/{aid}",
+        "downloadAttachment",
+        "incidents",
+        "Download an attachment",
+        200,
+        Out::File,
+    )
+    .describe(
+        "The file, with its recorded content type and `Content-Disposition: attachment`. Only \
+         attachments of incidents visible to the caller can be downloaded.",
+    ),
+    // Directory.
+    op(
+        Method::GET,
+        "/api/v1/users",
+        "listUsers",
+        "users",
+        "List the tenant's users",
+        200,
+        Out::Json("UserPage"),
+    )
+    .query(Query::Paging),
+    op(
+        Method::POST,
+        "/api/v1/users",
+        "createUser",
+        "users",
+        "Register a user in the caller's tenant",
+        201,
+        Out::Json("User"),
+    )
+    .describe("A username or e-mail address already taken is `422` naming the field.")
+    .body(Body::Json("UserCreate"))
+    .created()
+    .errors(&[409]),
+    op(
+        Method::GET,
+        "/api/v1/users/{id}",
+        "getUser",
+        "users",
+        "A user",
+        200,
+        Out::Json("User"),
+    ),
+    op(
+        Method::PATCH,
+        "/api/v1/users/{id}",
+        "updateUser",
+        "users",
+        "Update a user's profile or role",
+        200,
+        Out::Json("User"),
+    )
+    .describe(
+        "Absent fields are kept; `phone: null` and `department: null` clear them. A role change \
+         is recorded in the security log.",
+    )
+    .body(Body::Json("UserUpdate"))
+    .etag()
+    .errors(&[409]),
+    op(
+        Method::POST,
+        "/api/v1/users/{id}/deactivate",
+        "deactivateUser",
+        "users",
+        "Deactivate a user",
+        200,
+        Out::Json("User"),
+    )
+    .describe(
+        "The user can no longer log in, and their refresh tokens are revoked. Deactivating \
+         oneself is `422 cannot_deactivate_self`. No body.",
+    )
+    .etag()
+    .errors(&[409, 422]),
+    op(
+        Method::POST,
+        "/api/v1/users/{id}/reactivate",
+        "reactivateUser",
+        "users",
+        "Reactivate a user",
+        200,
+        Out::Json("User"),
+    )
+    .describe("No body.")
+    .etag()
+    .errors(&[409, 422]),
+    op(
+        Method::GET,
+        "/api/v1/teams",
+        "listTeams",
+        "teams",
+        "List the tenant's teams",
+        200,
+        Out::Json("TeamPage"),
+    )
+    .query(Query::Paging),
+    op(
+        Method::POST,
+        "/api/v1/teams",
+        "createTeam",
+        "teams",
+        "Create a team (assignment group)",
+        201,
+        Out::Json("Team"),
+    )
+    .body(Body::Json("TeamCreate"))
+    .created()
+    .errors(&[409]),
+    op(
+        Method::GET,
+        "/api/v1/teams/{id}",
+        "getTeam",
+        "teams",
+        "A team",
+        200,
+        Out::Json("Team"),
+    ),
+    op(
+        Method::PATCH,
+        "/api/v1/teams/{id}",
+        "updateTeam",
+        "teams",
+        "Update a team and its membership",
+        200,
+        Out::Json("Team"),
+    )
+    .describe(
+        "Absent fields are kept; `manager_id: null` and `description: null` clear them. \
+         `add_members` and `remove_members` change the membership; every user must exist \
+         (`422`).",
+    )
+    .body(Body::Json("TeamUpdate"))
+    .errors(&[409]),
+    op(
+        Method::POST,
+        "/api/v1/teams/{id}/deactivate",
+        "deactivateTeam",
+        "teams",
+        "Deactivate a team",
+        200,
+        Out::Json("Team"),
+    )
+    .describe("No body.")
+    .errors(&[409, 422]),
+    op(
+        Method::GET,
+        "/api/v1/categories",
+        "listCategories",
+        "categories",
+        "List the tenant's categories",
+        200,
+        Out::Json("CategoryPage"),
+    )
+    .query(Query::Paging),
+    op(
+        Method::POST,
+        "/api/v1/categories",
+        "createCategory",
+        "categories",
+        "Create a category",
+        201,
+        Out::Json("Category"),
+    )
+    .body(Body::Json("CategoryCreate"))
+    .created()
+    .errors(&[409]),
+    op(
+        Method::GET,
+        "/api/v1/categories/{id}",
+        "getCategory",
+        "categories",
+        "A category",
+        200,
+        Out::Json("Category"),
+    ),
+    op(
+        Method::PATCH,
+        "/api/v1/categories/{id}",
+        "updateCategory",
+        "categories",
+        "Update or move a category",
+        200,
+        Out::Json("Category"),
+    )
+    .describe(
+        "Absent fields are kept; `parent_id: null` makes it a root and `description: null` \
+         clears the description. Moving a category under one of its own descendants is `422` on \
+         `parent_id`.",
+    )
+    .body(Body::Json("CategoryUpdate"))
+    .errors(&[409]),
+    op(
+        Method::POST,
+        "/api/v1/categories/{id}/deactivate",
+        "deactivateCategory",
+        "categories",
+        "Deactivate a category",
+        200,
+        Out::Json("Category"),
+    )
+    .describe("No body.")
+    .errors(&[409, 422]),
+    // API keys.
+    op(
+        Method::GET,
+        "/api/v1/api-keys",
+        "listApiKeys",
+        "api-keys",
+        "List the tenant's API keys (prefixes only, never a secret)",
+        200,
+        Out::Json("ApiKeyList"),
+    ),
+    op(
+        Method::POST,
+        "/api/v1/api-keys",
+        "createApiKey",
+        "api-keys",
+        "Create an API key",
+        201,
+        Out::Json("ApiKeyCreated"),
+    )
+    .describe(
+        "The plaintext key (`api_key`) appears only in this response. A key cannot hold a \
+         permission its creator lacks (`422`); without `permissions` it gets the creator's.",
+    )
+    .body(Body::Json("ApiKeyCreate")),
+    op(
+        Method::DELETE,
+        "/api/v1/api-keys/{id}",
+        "revokeApiKey",
+        "api-keys",
+        "Revoke an API key",
+        204,
+        Out::Empty,
+    ),
+    // Platform.
+    op(
+        Method::GET,
+        "/api/v1/tenants",
+        "listTenants",
+        "tenants",
+        "List tenants (platform key only)",
+        200,
+        Out::Json("TenantPage"),
+    )
+    .query(Query::Paging),
+    op(
+        Method::POST,
+        "/api/v1/tenants",
+        "createTenant",
+        "tenants",
+        "Create a tenant (platform key only)",
+        201,
+        Out::Json("Tenant"),
+    )
+    .describe("Without `priority_matrix` the tenant gets the ITIL default matrix.")
+    .body(Body::Json("TenantCreate"))
+    .created()
+    .errors(&[409]),
+    // Health and the document itself.
+    op(
+        Method::GET,
+        "/healthz",
+        "healthz",
+        "health",
+        "Liveness: the process answers",
+        200,
+        Out::Json("Health"),
+    ),
+    op(
+        Method::GET,
+        "/readyz",
+        "readyz",
+        "health",
+        "Readiness: the database answers and is migrated",
+        200,
+        Out::Json("Readiness"),
+    ),
+    op(
+        Method::GET,
+        OPENAPI_PATH,
+        "getOpenApi",
+        "meta",
+        "This OpenAPI document",
+        200,
+        Out::Json("OpenApiDocument"),
+    ),
+];
+
+/// The table row of `(method, route)`.
+fn operation_spec(method: &Method, route: &str) -> Option<&'static Op> {
+    OPERATIONS
+        .iter()
+        .find(|o| o.method == *method && o.route == route)
+}
+
+/// Every documented `(method, route, access)`: the routes needing a permission, those needing
+/// only credentials, then the public ones.
+fn declared_routes() -> impl Iterator<Item = (&'static Method, &'static str, Access)> {
+    PERMISSIONS
+        .iter()
+        .map(|(m, r, p)| (m, *r, Access::Permission(*p)))
+        .chain(
+            AUTHENTICATED
+                .iter()
+                .map(|(m, r)| (m, *r, Access::Authenticated)),
+        )
+        .chain(PUBLIC_ROUTES.iter().map(|(m, r)| (m, *r, Access::Public)))
+}
+
+/// The `{name}` parameters of a route template.
+fn path_params(route: &str) -> impl Iterator<Item = &str> {
+    route
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+/// Whether the route answers from the database (so it can be 503/500) and is rate limited.
+fn is_api(route: &str) -> bool {
+    route.starts_with("/api/v1/") && route != OPENAPI_PATH
+}
+
+/// The error statuses of an operation: implied by its shape, plus its own.
+fn error_statuses(op: &Op, access: Access) -> Vec<u16> {
+    let mut s: Vec<u16> = op.errors.to_vec();
+    match access {
+        Access::Permission(_) => s.extend([401, 403]),
+        Access::Authenticated => s.push(401),
+        Access::Public => {}
+    }
+    if path_params(op.route).next().is_some() {
+        s.push(404);
+    }
+    match op.body {
+        Body::None => {}
+        Body::Json(_) => s.extend([400, 413, 415, 422]),
+        Body::Optional(_) | Body::Multipart(_) => s.extend([400, 413, 422]),
+    }
+    if op.query != Query::None {
+        s.push(422);
+    }
+    if op.idempotency_key {
+        s.extend([400, 422]);
+    }
+    if op.if_match {
+        // 409: a concurrent write between our read and append; 412: `If-Match` is stale.
+        s.extend([400, 409, 412]);
+    }
+    if is_api(op.route) {
+        s.extend([429, 500, 503]);
+    }
+    s.sort_unstable();
+    s.dedup();
+    s
+}
+
+/// The shared error responses (`#/components/responses/…`), by status.
+const ERROR_RESPONSES: &[(u16, &str, &str)] = &[
+    (
+        400,
+        "BadRequest",
+        "`bad_request`: the body is not JSON, or a header is malformed.",
+    ),
+    (
+        401,
+        "Unauthorized",
+        "`unauthorized`: missing, invalid or expired credentials (`invalid_credentials` for a \
+         failed login).",
+    ),
+    (
+        403,
+        "Forbidden",
+        "`forbidden`: authenticated, but the required permission is missing.",
+    ),
+    (
+        404,
+        "NotFound",
+        "`not_found`: no such object in the caller's tenant (also for another tenant's object \
+         or an id that is not a UUID).",
+    ),
+    (
+        409,
+        "Conflict",
+        "`conflict`: the object was modified concurrently (retry), or it already exists.",
+    ),
+    (
+        412,
+        "PreconditionFailed",
+        "`precondition_failed`: `If-Match` does not match the current `ETag`; read the object \
+         again.",
+    ),
+    (
+        413,
+        "PayloadTooLarge",
+        "`payload_too_large`: the body exceeds 1 MiB.",
+    ),
+    (
+        415,
+        "UnsupportedMediaType",
+        "`unsupported_media_type`: the body must be `application/json`.",
+    ),
+    (
+        422,
+        "UnprocessableEntity",
+        "`validation_error` (each invalid or unknown field named in `details`), a domain rule's \
+         code such as `invalid_transition`, or `idempotency_key_reused`.",
+    ),
+    (
+        429,
+        "TooManyRequests",
+        "`rate_limited`: too many requests; retry after `Retry-After` seconds.",
+    ),
+    (
+        500,
+        "InternalError",
+        "`internal_error`: an unexpected failure (logged; no details are disclosed).",
+    ),
+    (
+        503,
+        "ServiceUnavailable",
+        "`unavailable`: the database is unavailable.",
+    ),
+];
+
+fn error_response_name(status: u16) -> Option<&'static str> {
+    ERROR_RESPONSES
+        .iter()
+        .find(|(s, _, _)| *s == status)
+        .map(|(_, n, _)| *n)
+}
+
+// ------------------------------------------------------------------------------------------
+// The document
+// ------------------------------------------------------------------------------------------
+
+/// The OpenAPI document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, route, access) in declared_routes() {
+        let operation = match operation_spec(method, route) {
+            Some(op) => operation(op, access),
+            None => undocumented(method, route, access),
+        };
+        let item = paths
+            .entry(route.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(item) = item.as_object_mut() {
+            item.insert(method.as_str().to_ascii_lowercase(), operation);
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "info": {
+            "title": "eventdesk API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "summary": "Event-sourced, multi-tenant ITSM backend",
+            "description": INFO_DESCRIPTION,
+            "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" },
+        },
+        "tags": [
+            { "name": "auth", "description": "Login, token refresh and the signed-in user." },
+            { "name": "incidents", "description": "Incidents: list, log, update, lifecycle actions and work notes." },
+            { "name": "users", "description": "The tenant's users (tenant administration)." },
+            { "name": "teams", "description": "Assignment groups." },
+            { "name": "categories", "description": "Incident categories (a tree)." },
+            { "name": "api-keys", "description": "API keys for integrations." },
+            { "name": "tenants", "description": "Organisations (platform key only)." },
+            { "name": "health", "description": "Liveness and readiness probes." },
+            { "name": "meta", "description": "This document." },
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "responses": error_responses(),
+            "parameters": parameters(),
+            "headers": headers(),
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "`Authorization: Bearer <access_token>` with a token from \
+                        `POST /api/v1/auth/login`, or `Authorization: Bearer qg_…` with an API key.",
+                },
+                "apiKeyAuth": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-Key",
+                    "description": "An API key (`qg_live_…` or `qg_test_…`) from \
+                        `POST /api/v1/api-keys`. Takes precedence over `Authorization`.",
+                },
+            },
+        },
+    })
+}
+
+const INFO_DESCRIPTION: &str = "Every `/api/v1` route but login, refresh and this document needs \
+credentials: a JWT access token or an API key (see the security schemes). Each operation names \
+the permission it needs (`x-required-permission`); built-in roles hold the permissions of the \
+role matrix, an API key those it was created with. Everything is scoped to the caller's tenant: \
+another tenant's object is `404`.\n\n\
+Errors always have the body `{\"error\": {\"code\", \"message\", \"details\": [{\"field\", \
+\"message\"}]}}`. Request bodies are strict: an unknown field is `422` naming it. Incident writes \
+answer with the incident and its `ETag`; send it back as `If-Match` to make a write conditional \
+(`412` if the incident changed meanwhile). Writes are visible to reads as soon as they return.";
+
+/// The document as served.
+static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| document().to_string());
+
+/// `GET /api/v1/openapi.json`.
+pub async fn openapi_json() -> axum::response::Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT_JSON.as_str(),
+    )
+        .into_response()
+}
+
+/// The Swagger UI at [`DOCS_PATH`], reading [`OPENAPI_PATH`], with its own CSP (the app's
+/// default `default-src 'none'` would stop it from running).
+pub fn docs<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    let config = utoipa_swagger_ui::Config::new([OPENAPI_PATH])
+        .validator_url("none")
+        .display_operation_id(true)
+        .persist_authorization(false);
+    Router::from(utoipa_swagger_ui::SwaggerUi::new(DOCS_PATH).config(config)).layer(
+        SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DOCS_CSP),
+        ),
+    )
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// The security requirement of a route needing credentials: a JWT or an API key.
+fn security() -> Value {
+    json!([{ "bearerAuth": [] }, { "apiKeyAuth": [] }])
+}
+
+/// Adds `security` and `x-required-permission` for `access`; returns the sentence naming it.
+fn apply_access(o: &mut Map<String, Value>, access: Access) -> Option<String> {
+    match access {
+        Access::Permission(p) => {
+            o.insert("x-required-permission".into(), json!(p.to_string()));
+            o.insert("security".into(), security());
+            let platform = if p == eventdesk_auth::rbac::PLATFORM {
+                " (held only by the platform API key)"
+            } else {
+                ""
+            };
+            Some(format!("Required permission: `{p}`{platform}."))
+        }
+        Access::Authenticated => {
+            o.insert("security".into(), security());
+            Some("Any authenticated caller (no particular permission).".to_owned())
+        }
+        Access::Public => None,
+    }
+}
+
+fn operation(op: &Op, access: Access) -> Value {
+    let mut o = Map::new();
+    o.insert("operationId".into(), json!(op.operation_id));
+    o.insert("tags".into(), json!([op.tag]));
+    o.insert("summary".into(), json!(op.summary));
+    let mut description = op.description.to_owned();
+    if let Some(sentence) = apply_access(&mut o, access) {
+        if !description.is_empty() {
+            description.push_str("\n\n");
+        }
+        description.push_str(&sentence);
+    }
+    if !description.is_empty() {
+        o.insert("description".into(), json!(description));
+    }
+
+    let mut params: Vec<Value> = path_params(op.route)
+        .map(|name| {
+            json!({
+                "name": name,
+                "in": "path",
+                "required": true,
+                "description": format!("{} (a UUID; anything else is `404`).", param_description(name)),
+                "schema": { "type": "string", "format": "uuid" },
+            })
+        })
+        .collect();
+    match op.query {
+        Query::None => {}
+        Query::Paging => params.extend(paging_params()),
+        Query::Incidents => params.extend(incident_query_params()),
+    }
+    if op.idempotency_key {
+        params.push(json!({ "$ref": "#/components/parameters/IdempotencyKey" }));
+    }
+    if op.if_match {
+        params.push(json!({ "$ref": "#/components/parameters/IfMatch" }));
+    }
+    if !params.is_empty() {
+        o.insert("parameters".into(), Value::Array(params));
+    }
+
+    match op.body {
+        Body::None => {}
+        Body::Json(schema) => {
+            o.insert(
+                "requestBody".into(),
+                json!({
+                    "required": true,
+                    "content": { "application/json": { "schema": schema_ref(schema) } },
+                }),
+            );
+        }
+        Body::Optional(schema) => {
+            o.insert(
+                "requestBody".into(),
+                json!({
+                    "required": false,
+                    "description": "May be empty (the same as `{}`).",
+                    "content": { "application/json": { "schema": schema_ref(schema) } },
+                }),
+            );
+        }
+        Body::Multipart(schema) => {
+            o.insert(
+                "requestBody".into(),
+                json!({
+                    "required": true,
+                    "content": { "multipart/form-data": { "schema": schema_ref(schema) } },
+                }),
+            );
+        }
+    }
+
+    let mut responses = Map::new();
+    let mut success = Map::new();
+    success.insert(
+        "description".into(),
+        json!(match op.status {
+            200 => "OK.",
+            201 => "Created.",
+            204 => "Done; no body.",
+            _ => "Success.",
+        }),
+    );
+    let mut hdrs = Map::new();
+    match op.response {
+        Out::Json(schema) => {
+            success.insert(
+                "content".into(),
+                json!({ "application/json": { "schema": schema_ref(schema) } }),
+            );
+        }
+        Out::Empty => {}
+        Out::File => {
+            success.insert(
+                "content".into(),
+                json!({ "*/*": {
+                    "schema": { "type": "string", "contentMediaType": "application/octet-stream" },
+                } }),
+            );
+            hdrs.insert(
+                "Content-Disposition".into(),
+                json!({ "$ref": "#/components/headers/ContentDisposition" }),
+            );
+        }
+    }
+    if op.etag {
+        hdrs.insert(
+            "ETag".into(),
+            json!({ "$ref": "#/components/headers/ETag" }),
+        );
+    }
+    if op.location {
+        hdrs.insert(
+            "Location".into(),
+            json!({ "$ref": "#/components/headers/Location" }),
+        );
+    }
+    if !hdrs.is_empty() {
+        success.insert("headers".into(), Value::Object(hdrs));
+    }
+    responses.insert(op.status.to_string(), Value::Object(success));
+    for status in error_statuses(op, access) {
+        if let Some(name) = error_response_name(status) {
+            responses.insert(
+                status.to_string(),
+                json!({ "$ref": format!("#/components/responses/{name}") }),
+            );
+        }
+    }
+    if op.route == "/readyz" {
+        responses.insert(
+            "503".into(),
+            json!({
+                "description": "The database does not answer or is not migrated.",
+                "content": { "application/json": { "schema": schema_ref("Readiness") } },
+            }),
+        );
+    }
+    o.insert("responses".into(), Value::Object(responses));
+    Value::Object(o)
+}
+
+/// A declared route missing from [`OPERATIONS`]: listed, but flagged (and the tests fail).
+fn undocumented(method: &Method, route: &str, access: Access) -> Value {
+    let mut o = json!({
+        "operationId": format!("{}{}", method.as_str().to_ascii_lowercase(), route.replace(['/', '{', '}', '-', '.'], "_")),
+        "summary": "Not yet documented",
+        "x-undocumented": true,
+        "parameters": path_params(route).map(|name| json!({
+            "name": name, "in": "path", "required": true, "schema": { "type": "string" },
+        })).collect::<Vec<_>>(),
+        "responses": { "default": { "description": "Not yet documented." } },
+    });
+    if let Some(obj) = o.as_object_mut() {
+        apply_access(obj, access);
+    }
+    o
+}
+
+/// What a path parameter names.
+fn param_description(name: &str) -> &'static str {
+    match name {
+        "aid" => "The attachment's id",
+        _ => "The object's id",
+    }
+}
+
+fn paging_params() -> Vec<Value> {
+    vec![
+        json!({ "$ref": "#/components/parameters/Page" }),
+        json!({ "$ref": "#/components/parameters/Limit" }),
+        json!({ "$ref": "#/components/parameters/Cursor" }),
+    ]
+}
+
+fn incident_query_params() -> Vec<Value> {
+    let repeated = |name: &str, schema: &str, what: &str| {
+        json!({
+            "name": name,
+            "in": "query",
+            "style": "form",
+            "explode": true,
+            "description": format!("Only incidents with any of these {what} (repeat the parameter for OR)."),
+            "schema": { "type": "array", "items": schema_ref(schema) },
+        })
+    };
+    let id = |name: &str, what: &str| {
+        json!({
+            "name": name,
+            "in": "query",
+            "description": what,
+            "schema": { "type": "string", "format": "uuid" },
+        })
+    };
+    let mut v = vec![
+        repeated("status", "IncidentStatus", "statuses"),
+        repeated("priority", "Priority", "priorities"),
+        repeated("impact", "Impact", "impacts"),
+        repeated("urgency", "Urgency", "urgencies"),
+        id("assignee_id", "Only incidents assigned to this user."),
+        id("team_id", "Only incidents routed to this team."),
+        id("category_id", "Only incidents in this category."),
+        id("reporter_id", "Only incidents reported by this user."),
+        json!({
+            "name": "created_after",
+            "in": "query",
+            "description": "Only incidents created at or after this instant (RFC 3339).",
+            "schema": { "type": "string", "format": "date-time" },
+        }),
+        json!({
+            "name": "created_before",
+            "in": "query",
+            "description": "Only incidents created strictly before this instant (RFC 3339).",
+            "schema": { "type": "string", "format": "date-time" },
+        }),
+        json!({
+            "name": "q",
+            "in": "query",
+            "description": "Case-insensitive substring of the number, title or description.",
+            "schema": { "type": "string", "maxLength": 200 },
+        }),
+        json!({
+            "name": "sort",
+            "in": "query",
+            "description": "Sort order (`-` = descending). `resolution_due_at` puts incidents without an SLA target last.",
+            "schema": {
+                "type": "string",
+                "enum": IncidentSort::NAMES,
+                "default": IncidentSort::default().as_str(),
+            },
+        }),
+    ];
+    v.extend(paging_params());
+    v
+}
+
+fn parameters() -> Value {
+    json!({
+        "Page": {
+            "name": "page",
+            "in": "query",
+            "description": "1-based page number (ignored with `cursor`).",
+            "schema": { "type": "integer", "minimum": 1, "default": 1 },
+        },
+        "Limit": {
+            "name": "limit",
+            "in": "query",
+            "description": "Items per page.",
+            "schema": { "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT },
+        },
+        "Cursor": {
+            "name": "cursor",
+            "in": "query",
+            "description": "Keyset paging: empty to start, then `pagination.next_cursor` of the previous page (with the same sort). No totals are computed in this mode.",
+            "schema": { "type": "string" },
+        },
+        "IdempotencyKey": {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "description": "Makes the request safe to retry: a repeat with the same key and body answers with the object the first request created; the same key with a different body is `422 idempotency_key_reused`.",
+            "schema": { "type": "string", "minLength": 1, "maxLength": 255 },
+        },
+        "IfMatch": {
+            "name": "If-Match",
+            "in": "header",
+            "description": "The `ETag` of the version the change is based on (`\"<version>\"`; `W/` is accepted, `*` matches any). `412` if the incident has changed since. Without it the change applies to the current version.",
+            "schema": { "type": "string" },
+            "example": "\"3\"",
+        },
+    })
+}
+
+fn headers() -> Value {
+    json!({
+        "ETag": {
+            "description": "The object's version as a strong entity tag, for `If-Match`.",
+            "schema": { "type": "string" },
+            "example": "\"3\"",
+        },
+        "Location": {
+            "description": "The path of the created object.",
+            "schema": { "type": "string" },
+        },
+        "ContentDisposition": {
+            "description": "`attachment` with the file name (RFC 6266: an ASCII `filename` and a UTF-8 `filename*`).",
+            "schema": { "type": "string" },
+        },
+        "RetryAfter": {
+            "description": "Seconds until a retry may succeed.",
+            "schema": { "type": "integer", "minimum": 0 },
+        },
+    })
+}
+
+fn error_responses() -> Value {
+    let mut m = Map::new();
+    for (status, name, description) in ERROR_RESPONSES {
+        let mut r = json!({
+            "description": description,
+            "content": { "application/json": { "schema": schema_ref("Error") } },
+        });
+        if *status == 429
+            && let Some(obj) = r.as_object_mut()
+        {
+            obj.insert(
+                "headers".into(),
+                json!({ "Retry-After": { "$ref": "#/components/headers/RetryAfter" } }),
+            );
+        }
+        m.insert((*name).to_owned(), r);
+    }
+    Value::Object(m)
+}
+
+// ------------------------------------------------------------------------------------------
+// Schemas
+// ------------------------------------------------------------------------------------------
+
+/// A property of an object schema.
+struct Field {
+    name: &'static str,
+    required: bool,
+    schema: Value,
+}
+
+/// A property always present (responses) or required (requests).
+fn req(name: &'static str, schema: Value) -> Field {
+    Field {
+        name,
+        required: true,
+        schema,
+    }
+}
+
+/// A property that may be absent.
+fn opt(name: &'static str, schema: Value) -> Field {
+    Field {
+        name,
+        required: false,
+        schema,
+    }
+}
+
+fn object(description: &str, fields: Vec<Field>) -> Value {
+    let mut props = Map::new();
+    let mut required = Vec::new();
+    for f in fields {
+        if f.required {
+            required.push(f.name);
+        }
+        props.insert(f.name.to_owned(), f.schema);
+    }
+    json!({
+        "type": "object",
+        "description": description,
+        "properties": props,
+        "required": required,
+    })
+}
+
+/// A request body: unknown properties are rejected (`422`).
+fn request(description: &str, fields: Vec<Field>) -> Value {
+    let mut o = object(description, fields);
+    if let Some(obj) = o.as_object_mut() {
+        obj.insert("additionalProperties".into(), json!(false));
+    }
+    o
+}
+
+fn with_description(mut v: Value, description: &str) -> Value {
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("description".into(), json!(description));
+    }
+    v
+}
+
+fn string(description: &str) -> Value {
+    json!({ "type": "string", "description": description })
+}
+
+/// A string of at most `max` characters (`min`.. after trimming where the type trims).
+fn text(min: usize, max: usize, description: &str) -> Value {
+    let mut v = json!({ "type": "string", "maxLength": max, "description": description });
+    if min > 0
+        && let Some(obj) = v.as_object_mut()
+    {
+        obj.insert("minLength".into(), json!(min));
+    }
+    v
+}
+
+fn uuid(description: &str) -> Value {
+    json!({ "type": "string", "format": "uuid", "description": description })
+}
+
+fn timestamp(description: &str) -> Value {
+    json!({ "type": "string", "format": "date-time", "description": description })
+}
+
+fn int64(description: &str) -> Value {
+    json!({ "type": "integer", "format": "int64", "description": description })
+}
+
+fn int32(description: &str) -> Value {
+    json!({ "type": "integer", "format": "int32", "description": description })
+}
+
+fn unsigned(description: &str) -> Value {
+    json!({ "type": "integer", "minimum": 0, "description": description })
+}
+
+fn boolean(description: &str) -> Value {
+    json!({ "type": "boolean", "description": description })
+}
+
+fn array(items: Value, description: &str) -> Value {
+    json!({ "type": "array", "items": items, "description": description })
+}
+
+fn reference(name: &str, description: &str) -> Value {
+    with_description(schema_ref(name), description)
+}
+
+/// The schema, or `null`.
+fn nullable(v: Value) -> Value {
+    let description = v.get("description").cloned();
+    if let Some(r) = v.get("$ref") {
+        let mut n = json!({ "oneOf": [{ "$ref": r }, { "type": "null" }] });
+        if let (Some(d), Some(obj)) = (description, n.as_object_mut()) {
+            obj.insert("description".into(), d);
+        }
+        return n;
+    }
+    let mut v = v;
+    if let Some(obj) = v.as_object_mut()
+        && let Some(Value::String(t)) = obj.get("type").cloned()
+    {
+        obj.insert("type".into(), json!([t, "null"]));
+    }
+    v
+}
+
+fn enumeration<'a>(values: impl IntoIterator<Item = &'a str>, description: &str) -> Value {
+    let values: Vec<&str> = values.into_iter().collect();
+    json!({ "type": "string", "enum": values, "description": description })
+}
+
+/// The wire names of the API key modes (a new mode fails to compile here until listed).
+fn key_modes() -> [&'static str; 2] {
+    let check = |m: KeyMode| match m {
+        KeyMode::Live | KeyMode::Test => m.as_str(),
+    };
+    [check(KeyMode::Live), check(KeyMode::Test)]
+}
+
+/// `{data: [item], pagination}`.
+fn page_of(item: &str) -> Value {
+    object(
+        &format!("A page of {item} items."),
+        vec![
+            req("data", array(schema_ref(item), "The items.")),
+            req(
+                "pagination",
+                reference("Pagination", "Where this page is in the list."),
+            ),
+        ],
+    )
+}
+
+fn incident_list_item_fields() -> Vec<Field> {
+    vec![
+        req("id", uuid("Id.")),
+        req(
+            "incident_number",
+            json!({
+                "type": "string",
+                "pattern": "^INC[0-9]{6,}$",
+                "description": "Per-tenant number, `INC` and at least six digits.",
+                "examples": ["INC000123"],
+            }),
+        ),
+        req("title", string("Title.")),
+        req("description", string("Description (possibly empty).")),
+        req("status", reference("IncidentStatus", "Lifecycle status.")),
+        req("priority", reference("Priority", "Priority.")),
+        req("impact", reference("Impact", "Impact.")),
+        req("urgency", reference("Urgency", "Urgency.")),
+        req("reporter", reference("UserSummary", "Who reported it.")),
+        req(
+            "assignee",
+            nullable(reference("UserSummary", "The assigned person.")),
+        ),
+        req(
+            "team",
+            nullable(reference("NamedRef", "The assignment group.")),
+        ),
+        req("category", nullable(reference("NamedRef", "The category."))),
+        req(
+            "hold_reason",
+            nullable(reference(
+                "HoldReason",
+                "Why it is on hold (while `on_hold`).",
+            )),
+        ),
+        req(
+            "resolution",
+            nullable(string("How it was resolved (while resolved or closed).")),
+        ),
+        req("reopen_count", int32("How many times it was reopened.")),
+        req(
+            "response_due_at",
+            nullable(timestamp("Response target (SLA).")),
+        ),
+        req(
+            "resolution_due_at",
+            nullable(timestamp("Resolution target (SLA).")),
+        ),
+        req("responded_at", nullable(timestamp("First response."))),
+        req(
+            "resolved_at",
+            nullable(timestamp("Last resolution (cleared by a reopen).")),
+        ),
+        req("closed_at", nullable(timestamp("Closure."))),
+        req("cancelled_at", nullable(timestamp("Cancellation."))),
+        req("created_at", timestamp("Logged.")),
+        req("updated_at", timestamp("Last change.")),
+        req(
+            "version",
+            int64("Version of the incident (its `ETag` is `\"<version>\"`)."),
+        ),
+    ]
+}
+
+fn schemas() -> Map<String, Value> {
+    let mut s = Map::new();
+    let mut add = |name: &str, v: Value| {
+        s.insert(name.to_owned(), v);
+    };
+
+    // Enumerations, from the domain's own name lists.
+    add(
+        "IncidentStatus",
+        enumeration(
+            IncidentStatus::NAMES.iter().copied(),
+            "Lifecycle status of an incident.",
+        ),
+    );
+    add(
+        "Priority",
+        enumeration(Priority::NAMES.iter().copied(), "Priority."),
+    );
+    add(
+        "Impact",
+        enumeration(
+            Impact::NAMES.iter().copied(),
+            "How much of the business is affected.",
+        ),
+    );
+    add(
+        "Urgency",
+        enumeration(Urgency::NAMES.iter().copied(), "How time-critical it is."),
+    );
+    add(
+        "HoldReason",
+        enumeration(
+            HoldReason::NAMES.iter().copied(),
+            "Why an incident is on hold.",
+        ),
+    );
+    add(
+        "WorkNoteType",
+        enumeration(WorkNoteType::NAMES.iter().copied(), "Kind of work note."),
+    );
+    add(
+        "Role",
+        enumeration(Role::NAMES.iter().copied(), "Built-in role."),
+    );
+    add(
+        "ApiKeyMode",
+        enumeration(
+            key_modes(),
+            "`live` keys act on external systems; `test` keys run integrations dry.",
+        ),
+    );
+    let permissions: Vec<String> = eventdesk_auth::rbac::MATRIX
+        .iter()
+        .map(|(p, _)| p.to_string())
+        .collect();
+    add(
+        "Permission",
+        enumeration(
+            permissions.iter().map(String::as_str),
+            "A `resource:action` permission.",
+        ),
+    );
+
+    // Errors.
+    add(
+        "Error",
+        object(
+            "Every error response.",
+            vec![req(
+                "error",
+                object(
+                    "The error.",
+                    vec![
+                        req(
+                            "code",
+                            string(
+                                "Stable machine-readable code: `bad_request`, `unauthorized`, \
+                                 `invalid_credentials`, `forbidden`, `not_found`, `conflict`, \
+                                 `precondition_failed`, `payload_too_large`, \
+                                 `unsupported_media_type`, `validation_error`, \
+                                 `idempotency_key_reused`, `rate_limited`, `unavailable`, \
+                                 `internal_error`, or a domain rule's code (e.g. \
+                                 `invalid_transition`).",
+                            ),
+                        ),
+                        req("message", string("Human-readable explanation.")),
+                        req(
+                            "details",
+                            array(
+                                schema_ref("FieldError"),
+                                "The invalid fields (for `validation_error`; otherwise empty).",
+                            ),
+                        ),
+                    ],
+                ),
+            )],
+        ),
+    );
+    add(
+        "FieldError",
+        object(
+            "One invalid field.",
+            vec![
+                req(
+                    "field",
+                    string("The field (a dotted path for nested fields, `body` for the body)."),
+                ),
+                req("message", string("What is wrong with it.")),
+            ],
+        ),
+    );
+
+    // Auth.
+    add(
+        "LoginRequest",
+        request(
+            "Credentials.",
+            vec![
+                req("username", string("Login name (case-insensitive).")),
+                req("password", string("Password.")),
+            ],
+        ),
+    );
+    add(
+        "RefreshRequest",
+        request(
+            "A refresh token.",
+            vec![req(
+                "refresh_token",
+                string("The refresh token from login or the last refresh."),
+            )],
+        ),
+    );
+    add(
+        "TokenResponse",
+        object(
+            "Tokens.",
+            vec![
+                req("access_token", string("JWT for `Authorization: Bearer …`.")),
+                req(
+                    "token_type",
+                    json!({ "type": "string", "const": "bearer", "description": "Always `bearer`." }),
+                ),
+                req(
+                    "expires_in",
+                    int64("Seconds until the access token expires."),
+                ),
+                req(
+                    "refresh_token",
+                    string("Single-use token for `POST /api/v1/auth/refresh`."),
+                ),
+            ],
+        ),
+    );
+
+    // Paging.
+    add(
+        "Pagination",
+        object(
+            "Position in a list. With `page`/`limit` the totals are present and `next_cursor` \
+             absent; with `cursor` the totals are absent and `next_cursor` is present while \
+             `has_next`.",
+            vec![
+                opt("current_page", unsigned("1-based page number (page mode).")),
+                opt(
+                    "total_pages",
+                    unsigned("Number of pages (page mode; 0 for an empty list)."),
+                ),
+                req("page_size", unsigned("Items per page.")),
+                opt(
+                    "total_items",
+                    unsigned("Items matching the filters (page mode)."),
+                ),
+                req("has_next", boolean("Whether a next page exists.")),
+                req(
+                    "has_prev",
+                    boolean(
+                        "Whether a previous page exists (cursor mode: whether a cursor was given).",
+                    ),
+                ),
+                opt(
+                    "next_cursor",
+                    string("Continues the list (cursor mode, while `has_next`)."),
+                ),
+            ],
+        ),
+    );
+
+    // Incidents: embedded objects.
+    add(
+        "UserSummary",
+        object(
+            "A user embedded in another object. The names are `null` until the directory has \
+             caught up with the user.",
+            vec![
+                req("id", uuid("Id.")),
+                req("username", nullable(string("Login name."))),
+                req("first_name", nullable(string("First name."))),
+                req("last_name", nullable(string("Last name."))),
+            ],
+        ),
+    );
+    add(
+        "NamedRef",
+        object(
+            "A team or category embedded in another object (`name` is `null` until projected).",
+            vec![
+                req("id", uuid("Id.")),
+                req("name", nullable(string("Name."))),
+            ],
+        ),
+    );
+    add(
+        "ActorSummary",
+        object(
+            "Who did something. For a user, `id` and (once projected) the names follow.",
+            vec![
+                req(
+                    "actor",
+                    string("`user:<uuid>`, `api_key:<uuid>` or `system`."),
+                ),
+                opt("id", uuid("The user's id (users only).")),
+                opt("username", string("Login name.")),
+                opt("first_name", string("First name.")),
+                opt("last_name", string("Last name.")),
+            ],
+        ),
+    );
+    let actor_kind = |kind: &str, with_id: bool, description: &str| {
+        let mut fields = vec![req(
+            "kind",
+            json!({ "type": "string", "const": kind, "description": "Kind of actor." }),
+        )];
+        if with_id {
+            fields.push(req("id", uuid("Id.")));
+        }
+        object(description, fields)
+    };
+    add(
+        "Actor",
+        json!({
+            "description": "The issuer of a command.",
+            "oneOf": [
+                actor_kind("user", true, "A signed-in user."),
+                actor_kind("api_key", true, "An integration authenticated by an API key."),
+                actor_kind("system", false, "The system itself."),
+            ],
+        }),
+    );
+    add(
+        "IncidentHistoryEntry",
+        object(
+            "One field change.",
+            vec![
+                req(
+                    "field_name",
+                    string("The field (`status`, `assignee_id`, `priority`, …)."),
+                ),
+                req("old_value", nullable(string("Value before, as text."))),
+                req("new_value", nullable(string("Value after, as text."))),
+                req("changed_by", reference("ActorSummary", "Who.")),
+                req("changed_at", timestamp("When.")),
+                req(
+                    "version",
+                    int64("The incident version the change was made in."),
+                ),
+                req("seq", int32("Position among that version's changes.")),
+            ],
+        ),
+    );
+    add(
+        "WorkNote",
+        object(
+            "A work note or comment.",
+            vec![
+                req("id", uuid("Id.")),
+                req("content", string("Text.")),
+                req("note_type", reference("WorkNoteType", "Kind.")),
+                req("is_public", boolean("Visible to the requester.")),
+                req("by_agent", boolean("Written by an agent.")),
+                req("created_by", reference("ActorSummary", "Author.")),
+                req("created_at", timestamp("When.")),
+            ],
+        ),
+    );
+    add(
+        "Attachment",
+        object(
+            "An attachment's metadata.",
+            vec![
+                req("id", uuid("Id.")),
+                req("file_name", string("File name.")),
+                req("file_size", int64("Size in bytes.")),
+                req("content_type", string("MIME type.")),
+                req(
+                    "sha256",
+                    json!({ "type": "string", "pattern": "^[0-9a-f]{64}$", "description": "Content address (hex SHA-256)." }),
+                ),
+                req("uploaded_by", reference("ActorSummary", "Uploader.")),
+                req("uploaded_at", timestamp("When.")),
+            ],
+        ),
+    );
+
+    // Incidents.
+    add(
+        "IncidentListItem",
+        object("An incident as listed.", incident_list_item_fields()),
+    );
+    let mut detail_fields = incident_list_item_fields();
+    detail_fields.extend([
+        req(
+            "priority_overridden",
+            boolean("Whether the priority was set explicitly rather than derived from impact × urgency."),
+        ),
+        req("created_by", reference("Actor", "Who logged it.")),
+        req("updated_by", reference("Actor", "Who last changed it.")),
+        req(
+            "history",
+            array(schema_ref("IncidentHistoryEntry"), "Field changes, oldest first."),
+        ),
+        req(
+            "work_notes",
+            array(
+                schema_ref("WorkNote"),
+                "Work notes, oldest first (non-agents see only public ones).",
+            ),
+        ),
+        req(
+            "attachments",
+            array(schema_ref("Attachment"), "Attachments, oldest first."),
+        ),
+    ]);
+    add(
+        "IncidentDetail",
+        object(
+            "An incident with its history, work notes and attachments.",
+            detail_fields,
+        ),
+    );
+    add("IncidentPage", page_of("IncidentListItem"));
+    add(
+        "IncidentCreate",
+        request(
+            "A new incident.",
+            vec![
+                req(
+                    "title",
+                    text(Title::MIN_CHARS, Title::MAX_CHARS, "One line."),
+                ),
+                opt(
+                    "description",
+                    text(0, Description::MAX_CHARS, "Details (default empty)."),
+                ),
+                opt(
+                    "priority",
+                    reference(
+                        "Priority",
+                        "Explicit priority; without it, derived from impact × urgency.",
+                    ),
+                ),
+                opt("impact", reference("Impact", "Default `medium`.")),
+                opt("urgency", reference("Urgency", "Default `medium`.")),
+                opt("category_id", uuid("A category of the tenant.")),
+                opt("team_id", uuid("The assignment group.")),
+                opt("assignee_id", uuid("The assigned person.")),
+            ],
+        ),
+    );
+    add(
+        "IncidentUpdate",
+        request(
+            "Changes to an incident; absent fields are kept.",
+            vec![
+                opt(
+                    "title",
+                    text(Title::MIN_CHARS, Title::MAX_CHARS, "One line."),
+                ),
+                opt("description", text(0, Description::MAX_CHARS, "Details.")),
+                opt(
+                    "status",
+                    reference("IncidentStatus", "Target status (lifecycle rules apply)."),
+                ),
+                opt(
+                    "priority",
+                    nullable(reference(
+                        "Priority",
+                        "Explicit priority; `null` returns to the derived priority.",
+                    )),
+                ),
+                opt("impact", reference("Impact", "Impact.")),
+                opt("urgency", reference("Urgency", "Urgency.")),
+                opt("assignee_id", uuid("Assign to this user.")),
+                opt("team_id", uuid("Route to this team.")),
+                opt("category_id", nullable(uuid("Category; `null` clears it."))),
+                opt(
+                    "resolution",
+                    text(
+                        ResolutionText::MIN_CHARS,
+                        ResolutionText::MAX_CHARS,
+                        "Required with `status: resolved`.",
+                    ),
+                ),
+                opt(
+                    "hold_reason",
+                    reference("HoldReason", "Required with `status: on_hold`."),
+                ),
+                opt(
+                    "reason",
+                    text(
+                        ReasonText::MIN_CHARS,
+                        ReasonText::MAX_CHARS,
+                        "Required to cancel or to reopen a resolved incident; the comment when putting on hold.",
+                    ),
+                ),
+            ],
+        ),
+    );
+    add(
+        "AssignRequest",
+        request(
+            "At least one of `assignee_id` and `team_id`.",
+            vec![
+                opt("assignee_id", uuid("Assign to this user.")),
+                opt("team_id", uuid("Route to this team.")),
+            ],
+        ),
+    );
+    add(
+        "EmptyRequest",
+        request("No fields (an empty body is accepted too).", vec![]),
+    );
+    add(
+        "HoldRequest",
+        request(
+            "Why the incident waits.",
+            vec![
+                req("reason", reference("HoldReason", "Why it is on hold.")),
+                opt(
+                    "comment",
+                    text(ReasonText::MIN_CHARS, ReasonText::MAX_CHARS, "Free text."),
+                ),
+            ],
+        ),
+    );
+    add(
+        "ResolveRequest",
+        request(
+            "How the incident was resolved.",
+            vec![req(
+                "resolution",
+                text(
+                    ResolutionText::MIN_CHARS,
+                    ResolutionText::MAX_CHARS,
+                    "Resolution text.",
+                ),
+            )],
+        ),
+    );
+    add(
+        "ReasonRequest",
+        request(
+            "A justification.",
+            vec![req(
+                "reason",
+                text(ReasonText::MIN_CHARS, ReasonText::MAX_CHARS, "Why."),
+            )],
+        ),
+    );
+    add(
+        "AttachmentUpload",
+        request(
+            "A multipart upload.",
+            vec![req(
+                "file",
+                json!({
+                    "type": "string",
+                    "contentMediaType": "application/octet-stream",
+                    "description": "The file (the part's file name and content type are recorded).",
+                }),
+            )],
+        ),
+    );
+    add(
+        "WorkNoteCreate",
+        request(
+            "A work note.",
+            vec![
+                req(
+                    "content",
+                    text(WorkNoteBody::MIN_CHARS, WorkNoteBody::MAX_CHARS, "Text."),
+                ),
+                opt(
+                    "note_type",
+                    reference("WorkNoteType", "Default `work_note` (requesters: always)."),
+                ),
+                opt(
+                    "is_public",
+                    json!({
+                        "description": "Visible to the requester: a boolean or `\"Y\"`/`\"N\"`. Default false (requesters: always true).",
+                        "oneOf": [
+                            { "type": "boolean" },
+                            { "type": "string", "enum": ["Y", "N"] },
+                        ],
+                    }),
+                ),
+            ],
+        ),
+    );
+
+    // Directory.
+    add(
+        "User",
+        object(
+            "A user (never the password hash).",
+            vec![
+                req("id", uuid("Id.")),
+                req("tenant_id", uuid("Tenant.")),
+                req("username", string("Login name (case preserved).")),
+                req("email", string("E-mail address (lower-cased).")),
+                req("first_name", string("First name.")),
+                req("last_name", string("Last name.")),
+                req("phone", nullable(string("Phone."))),
+                req("department", nullable(string("Department."))),
+                req("role", reference("Role", "Role.")),
+                req("is_active", boolean("Whether the account is enabled.")),
+                req("created_at", timestamp("Registered.")),
+                req("updated_at", timestamp("Last change.")),
+                req("version", int64("Version.")),
+            ],
+        ),
+    );
+    add("UserPage", page_of("User"));
+    add(
+        "UserUpdate",
+        request(
+            "Changes to a user; absent fields are kept.",
+            vec![
+                opt(
+                    "email",
+                    json!({ "type": "string", "format": "email", "maxLength": 254, "description": "Unique e-mail address." }),
+                ),
+                opt(
+                    "first_name",
+                    text(PersonName::MIN_CHARS, PersonName::MAX_CHARS, "First name."),
+                ),
+                opt(
+                    "last_name",
+                    text(PersonName::MIN_CHARS, PersonName::MAX_CHARS, "Last name."),
+                ),
+                opt(
+                    "phone",
+                    nullable(json!({ "type": "string", "maxLength": 32, "description": "Phone; `null` clears it." })),
+                ),
+                opt(
+                    "department",
+                    nullable(text(
+                        Department::MIN_CHARS,
+                        Department::MAX_CHARS,
+                        "Department; `null` clears it.",
+                    )),
+                ),
+                opt("role", reference("Role", "New role (recorded in the security log).")),
+            ],
+        ),
+    );
+    add(
+        "UserCreate",
+        request(
+            "A new user.",
+            vec![
+                req(
+                    "username",
+                    json!({
+                        "type": "string",
+                        "minLength": 3,
+                        "maxLength": 64,
+                        "pattern": "^\\s*[A-Za-z0-9_.-]+\\s*$",
+                        "description": "3 to 64 of `A-Z a-z 0-9 _ . -`; unique case-insensitively.",
+                    }),
+                ),
+                req(
+                    "email",
+                    json!({ "type": "string", "format": "email", "maxLength": 254, "description": "Unique e-mail address." }),
+                ),
+                req(
+                    "password",
+                    json!({
+                        "type": "string",
+                        "minLength": eventdesk_auth::password::MIN_PASSWORD_CHARS,
+                        "maxLength": eventdesk_auth::password::MAX_PASSWORD_CHARS,
+                        "description": "Initial password.",
+                        "writeOnly": true,
+                    }),
+                ),
+                req(
+                    "first_name",
+                    text(PersonName::MIN_CHARS, PersonName::MAX_CHARS, "First name."),
+                ),
+                req(
+                    "last_name",
+                    text(PersonName::MIN_CHARS, PersonName::MAX_CHARS, "Last name."),
+                ),
+                opt(
+                    "phone",
+                    json!({ "type": "string", "maxLength": 32, "description": "Digits, spaces and `+ ( ) - .` (3 to 20 digits)." }),
+                ),
+                opt(
+                    "department",
+                    text(Department::MIN_CHARS, Department::MAX_CHARS, "Department."),
+                ),
+                req("role", reference("Role", "Role.")),
+            ],
+        ),
+    );
+    add(
+        "Team",
+        object(
+            "A team (assignment group).",
+            vec![
+                req("id", uuid("Id.")),
+                req("name", string("Name.")),
+                req("manager_id", nullable(uuid("Manager."))),
+                req("description", nullable(string("Description."))),
+                req(
+                    "members",
+                    array(
+                        json!({ "type": "string", "format": "uuid" }),
+                        "Member user ids.",
+                    ),
+                ),
+                req("is_active", boolean("Whether the team is active.")),
+                req("created_at", timestamp("Created.")),
+                req("updated_at", timestamp("Last change.")),
+                req("version", int64("Version.")),
+            ],
+        ),
+    );
+    add("TeamPage", page_of("Team"));
+    add(
+        "TeamUpdate",
+        request(
+            "Changes to a team; absent fields are kept.",
+            vec![
+                opt("name", text(TeamName::MIN_CHARS, TeamName::MAX_CHARS, "Name.")),
+                opt("manager_id", nullable(uuid("Manager; `null` clears it."))),
+                opt(
+                    "description",
+                    nullable(text(0, Description::MAX_CHARS, "Description; `null` clears it.")),
+                ),
+                opt(
+                    "add_members",
+                    array(json!({ "type": "string", "format": "uuid" }), "Users to add."),
+                ),
+                opt(
+                    "remove_members",
+                    array(json!({ "type": "string", "format": "uuid" }), "Users to remove."),
+                ),
+            ],
+        ),
+    );
+    add(
+        "TeamCreate",
+        request(
+            "A new team.",
+            vec![
+                req(
+                    "name",
+                    text(TeamName::MIN_CHARS, TeamName::MAX_CHARS, "Name."),
+                ),
+                opt("manager_id", uuid("Manager.")),
+                opt(
+                    "description",
+                    text(0, Description::MAX_CHARS, "Description."),
+                ),
+            ],
+        ),
+    );
+    add(
+        "Category",
+        object(
+            "A category (a node of the category tree).",
+            vec![
+                req("id", uuid("Id.")),
+                req("name", string("Name.")),
+                req("parent_id", nullable(uuid("Parent category."))),
+                req("description", nullable(string("Description."))),
+                req("is_active", boolean("Whether the category is active.")),
+                req("created_at", timestamp("Created.")),
+                req("updated_at", timestamp("Last change.")),
+                req("version", int64("Version.")),
+            ],
+        ),
+    );
+    add("CategoryPage", page_of("Category"));
+    add(
+        "CategoryUpdate",
+        request(
+            "Changes to a category; absent fields are kept.",
+            vec![
+                opt(
+                    "name",
+                    text(CategoryName::MIN_CHARS, CategoryName::MAX_CHARS, "Name."),
+                ),
+                opt(
+                    "parent_id",
+                    nullable(uuid("New parent; `null` makes it a root category.")),
+                ),
+                opt(
+                    "description",
+                    nullable(text(0, Description::MAX_CHARS, "Description; `null` clears it.")),
+                ),
+            ],
+        ),
+    );
+    add(
+        "CategoryCreate",
+        request(
+            "A new category.",
+            vec![
+                req(
+                    "name",
+                    text(CategoryName::MIN_CHARS, CategoryName::MAX_CHARS, "Name."),
+                ),
+                opt("parent_id", uuid("Parent category (must exist).")),
+                opt(
+                    "description",
+                    text(0, Description::MAX_CHARS, "Description."),
+                ),
+            ],
+        ),
+    );
+    let row = |description: &str| {
+        request(
+            description,
+            ["low", "medium", "high", "critical"]
+                .into_iter()
+                .map(|u| req(u, schema_ref("Priority")))
+                .collect(),
+        )
+    };
+    add(
+        "PriorityMatrixRow",
+        row("The priorities of one impact level, by urgency."),
+    );
+    add(
+        "PriorityMatrix",
+        request(
+            "Impact × urgency → priority: one row per impact level, keyed by urgency.",
+            ["low", "medium", "high", "extensive"]
+                .into_iter()
+                .map(|i| req(i, schema_ref("PriorityMatrixRow")))
+                .collect(),
+        ),
+    );
+    add(
+        "Tenant",
+        object(
+            "A tenant (organisation).",
+            vec![
+                req("id", uuid("Id.")),
+                req("name", string("Name.")),
+                req("is_active", boolean("Whether the tenant is active.")),
+                req(
+                    "priority_matrix",
+                    reference("PriorityMatrix", "Impact × urgency → priority."),
+                ),
+                req("created_at", timestamp("Created.")),
+                req("updated_at", timestamp("Last change.")),
+                req("version", int64("Version.")),
+            ],
+        ),
+    );
+    add("TenantPage", page_of("Tenant"));
+    add(
+        "TenantCreate",
+        request(
+            "A new tenant.",
+            vec![
+                req(
+                    "name",
+                    text(TenantName::MIN_CHARS, TenantName::MAX_CHARS, "Name."),
+                ),
+                opt(
+                    "priority_matrix",
+                    reference("PriorityMatrix", "Default: the ITIL matrix."),
+                ),
+            ],
+        ),
+    );
+
+    // API keys.
+    let api_key_fields = || {
+        vec![
+            req("id", uuid("Id.")),
+            req("tenant_id", uuid("Owning tenant.")),
+            req("name", string("Display name.")),
+            req(
+                "prefix",
+                string("Lookup prefix, e.g. `qg_live_Ab3x-9Qz` (safe to show)."),
+            ),
+            req("mode", reference("ApiKeyMode", "Live or test.")),
+            req(
+                "permissions",
+                array(schema_ref("Permission"), "What the key may do."),
+            ),
+            req("created_by", nullable(uuid("The user who created it."))),
+            req("created_at", timestamp("Created.")),
+            req(
+                "last_used_at",
+                nullable(timestamp(
+                    "Last successful use (updated at most once a minute).",
+                )),
+            ),
+            req(
+                "revoked_at",
+                nullable(timestamp(
+                    "Revocation; a revoked key authenticates nothing.",
+                )),
+            ),
+        ]
+    };
+    add(
+        "ApiKey",
+        object("An API key (never its secret).", api_key_fields()),
+    );
+    let mut created = api_key_fields();
+    created.push(req(
+        "api_key",
+        string("The key itself (`qg_live_…`/`qg_test_…`). Shown only once: store it now."),
+    ));
+    add(
+        "ApiKeyCreated",
+        object("A new API key, with its secret.", created),
+    );
+    add(
+        "ApiKeyList",
+        object(
+            "The tenant's API keys.",
+            vec![req("data", array(schema_ref("ApiKey"), "The keys."))],
+        ),
+    );
+    add(
+        "ApiKeyCreate",
+        request(
+            "A new API key.",
+            vec![
+                req(
+                    "name",
+                    json!({ "type": "string", "minLength": 1, "maxLength": 200, "description": "Display name." }),
+                ),
+                opt("mode", reference("ApiKeyMode", "Default `live`.")),
+                opt(
+                    "permissions",
+                    array(
+                        schema_ref("Permission"),
+                        "Default: the creator's permissions. Must be a subset of them.",
+                    ),
+                ),
+            ],
+        ),
+    );
+
+    // Health and meta.
+    add(
+        "Health",
+        object(
+            "Liveness.",
+            vec![req("status", json!({ "type": "string", "const": "ok" }))],
+        ),
+    );
+    add(
+        "Readiness",
+        object(
+            "Readiness.",
+            vec![req(
+                "status",
+                enumeration(
+                    ["ready", "unavailable"],
+                    "`ready`, or `unavailable` with 503.",
+                ),
+            )],
+        ),
+    );
+    add(
+        "OpenApiDocument",
+        json!({ "type": "object", "description": "An OpenAPI 3.1 document." }),
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn doc() -> Value {
+        document()
+    }
+
+    fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                out.push((method.clone(), path.clone(), op));
+            }
+        }
+        out
+    }
+
+    /// Resolves a local `$ref` (`#/a/b/c`).
+    fn resolve<'a>(doc: &'a Value, r: &str) -> Option<&'a Value> {
+        let pointer = r.strip_prefix('#')?;
+        doc.pointer(pointer)
+    }
+
+    fn deref<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+        match v.get("$ref").and_then(Value::as_str) {
+            Some(r) => deref(
+                doc,
+                resolve(doc, r).unwrap_or_else(|| panic!("dangling {r}")),
+            ),
+            None => v,
+        }
+    }
+
+    fn collect_refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    if k == "$ref" {
+                        out.push(x.as_str().expect("$ref is a string"));
+                    } else {
+                        collect_refs(x, out);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn is_openapi_3_1_json() {
+        let text = DOCUMENT_JSON.as_str();
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert!(v["openapi"].as_str().unwrap().starts_with("3.1"));
+        assert!(v["info"]["title"].is_string() && v["info"]["version"].is_string());
+    }
+
+    #[test]
+    fn every_declared_route_appears_exactly_once() {
+        let d = doc();
+        let ops = operations(&d);
+        let listed: Vec<(String, String)> = ops
+            .iter()
+            .map(|(m, p, _)| (m.to_uppercase(), p.clone()))
+            .collect();
+        let declared: Vec<(String, String)> = declared_routes()
+            .map(|(m, r, _)| (m.as_str().to_owned(), r.to_owned()))
+            .collect();
+        for route in &declared {
+            assert_eq!(
+                listed.iter().filter(|l| *l == route).count(),
+                1,
+                "{route:?} must appear exactly once"
+            );
+        }
+        for l in &listed {
+            assert!(declared.contains(l), "{l:?} is documented but not routed");
+        }
+        // Declarations themselves are unique (a public route is not also protected).
+        let unique: BTreeSet<_> = declared.iter().collect();
+        assert_eq!(unique.len(), declared.len(), "a route is declared twice");
+    }
+
+    #[test]
+    fn the_table_covers_exactly_the_declared_routes() {
+        for (m, r, _) in declared_routes() {
+            assert!(
+                operation_spec(m, r).is_some(),
+                "{m} {r} has no row in openapi::OPERATIONS: describe its request, status and response"
+            );
+        }
+        for op in OPERATIONS {
+            assert!(
+                declared_routes().any(|(m, r, _)| *m == op.method && r == op.route),
+                "OPERATIONS row {} {} matches no declared route",
+                op.method,
+                op.route
+            );
+        }
+        let d = doc();
+        for (m, p, op) in operations(&d) {
+            assert!(
+                op.get("x-undocumented").is_none(),
+                "{m} {p} is undocumented"
+            );
+        }
+    }
+
+    /// A `.route("…", …)` in `routes/mod.rs` that is neither in `PERMISSIONS` nor public would
+    /// be an undocumented (and, being outside the protected router, unauthenticated) route.
+    #[test]
+    fn every_route_in_the_router_source_is_declared() {
+        let src = include_str!("routes/mod.rs");
+        let body = src.split("pub fn router(").nth(1).expect("routes::router");
+        let body = body.split("#[cfg(test)]").next().unwrap_or(body);
+        let chunks: Vec<&str> = body.split(".route(").skip(1).collect();
+        assert!(chunks.len() >= 10, "could not parse routes/mod.rs");
+        let mut seen = 0;
+        for chunk in chunks {
+            let chunk = chunk.trim_start();
+            let Some(rest) = chunk.strip_prefix('"') else {
+                // A constant path, e.g. `openapi::OPENAPI_PATH`.
+                continue;
+            };
+            let path = &rest[..rest.find('"').unwrap()];
+            let end = [".route(", ".route_layer(", ".merge(", ".fallback(", ";"]
+                .iter()
+                .filter_map(|t| rest.find(t))
+                .min()
+                .unwrap_or(rest.len());
+            let handlers = &rest[..end];
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let needle = format!("{method}(");
+                let used = handlers.match_indices(&needle).any(|(i, _)| {
+                    i == 0 || {
+                        let c = handlers.as_bytes()[i - 1];
+                        !(c.is_ascii_alphanumeric() || c == b'_')
+                    }
+                });
+                if used {
+                    seen += 1;
+                    let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                    assert!(
+                        declared_routes().any(|(dm, r, _)| *dm == m && r == path),
+                        "{m} {path} is routed but neither in PERMISSIONS nor in openapi::PUBLIC_ROUTES"
+                    );
+                }
+            }
+        }
+        assert!(seen >= PERMISSIONS.len(), "parsed only {seen} routes");
+    }
+
+    #[test]
+    fn every_ref_resolves() {
+        let d = doc();
+        let mut refs = Vec::new();
+        collect_refs(&d, &mut refs);
+        assert!(refs.len() > 50);
+        for r in refs {
+            assert!(r.starts_with("#/components/"), "non-local $ref {r}");
+            assert!(resolve(&d, r).is_some(), "dangling $ref {r}");
+        }
+    }
+
+    #[test]
+    fn every_component_is_used() {
+        let d = doc();
+        let mut refs = Vec::new();
+        collect_refs(&d, &mut refs);
+        let refs: BTreeSet<&str> = refs.into_iter().collect();
+        for kind in ["schemas", "responses", "parameters", "headers"] {
+            for name in d["components"][kind].as_object().unwrap().keys() {
+                let r = format!("#/components/{kind}/{name}");
+                assert!(refs.contains(r.as_str()), "{r} is never used");
+            }
+        }
+    }
+
+    #[test]
+    fn every_api_operation_documents_errors_with_the_error_schema() {
+        let d = doc();
+        for (m, p, op) in operations(&d) {
+            let responses = op["responses"].as_object().unwrap();
+            let error_4xx = responses
+                .iter()
+                .filter(|(code, _)| code.starts_with('4'))
+                .filter(|(_, r)| {
+                    deref(&d, r)["content"]["application/json"]["schema"]["$ref"]
+                        == "#/components/schemas/Error"
+                })
+                .count();
+            if p.starts_with("/api/v1/") && p != OPENAPI_PATH {
+                assert!(error_4xx > 0, "{m} {p} has no 4xx referencing Error");
+            }
+            // Every non-success answer uses the shared error shape (readiness excepted).
+            for (code, r) in responses {
+                if (code.starts_with('4') || code.starts_with('5')) && p != "/readyz" {
+                    assert_eq!(
+                        deref(&d, r)["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/Error",
+                        "{m} {p} {code}"
+                    );
+                }
+            }
+            let success: Vec<_> = responses.keys().filter(|c| c.starts_with('2')).collect();
+            assert_eq!(success.len(), 1, "{m} {p}: one success status");
+        }
+    }
+
+    #[test]
+    fn security_matches_the_permission_table() {
+        let d = doc();
+        for (m, r, access) in declared_routes() {
+            let op = &d["paths"][r][m.as_str().to_ascii_lowercase()];
+            let check_security = || {
+                let sec = op["security"].as_array().expect("protected: security");
+                assert!(!sec.is_empty());
+                for req in sec {
+                    for scheme in req.as_object().unwrap().keys() {
+                        assert!(
+                            d["components"]["securitySchemes"][scheme].is_object(),
+                            "unknown scheme {scheme}"
+                        );
+                    }
+                }
+                assert!(op["responses"]["401"].is_object(), "{m} {r}: 401");
+            };
+            match access {
+                Access::Permission(p) => {
+                    check_security();
+                    assert_eq!(op["x-required-permission"], p.to_string());
+                    assert!(
+                        op["description"]
+                            .as_str()
+                            .unwrap()
+                            .contains(&format!("`{p}`")),
+                        "{m} {r}: the description names the permission"
+                    );
+                    assert!(op["responses"]["403"].is_object(), "{m} {r}: 403");
+                }
+                Access::Authenticated => {
+                    check_security();
+                    assert!(op.get("x-required-permission").is_none());
+                }
+                Access::Public => {
+                    assert!(op.get("security").is_none(), "{m} {r} is public");
+                    assert!(op.get("x-required-permission").is_none());
+                }
+            }
+        }
+        assert!(
+            d.get("security").is_none(),
+            "no global security requirement"
+        );
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_path_parameters_declared() {
+        let d = doc();
+        let mut ids = BTreeSet::new();
+        for (m, p, op) in operations(&d) {
+            let id = op["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_owned()), "duplicate operationId {id}");
+            let declared: BTreeSet<String> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|x| deref(&d, x))
+                        .filter(|x| x["in"] == "path")
+                        .map(|x| x["name"].as_str().unwrap().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let in_path: BTreeSet<String> = path_params(&p).map(str::to_owned).collect();
+            assert_eq!(declared, in_path, "{m} {p}");
+            let tag = op["tags"][0].as_str().unwrap();
+            assert!(
+                d["tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|t| t["name"] == tag),
+                "{m} {p}: undeclared tag {tag}"
+            );
+        }
+    }
+
+    #[test]
+    fn headers_follow_the_handlers() {
+        let d = doc();
+        let op = |m: &str, p: &str| d["paths"][p][m].clone();
+        let params = |o: &Value| -> Vec<String> {
+            o["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|x| deref(&d, x)["name"].as_str().unwrap().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let create = op("post", "/api/v1/incidents");
+        assert!(params(&create).contains(&"Idempotency-Key".to_owned()));
+        assert!(create["responses"]["201"]["headers"]["ETag"].is_object());
+        assert!(create["responses"]["201"]["headers"]["Location"].is_object());
+        let patch = op("patch", "/api/v1/incidents/{id}");
+        assert!(params(&patch).contains(&"If-Match".to_owned()));
+        assert!(patch["responses"]["200"]["headers"]["ETag"].is_object());
+        assert!(patch["responses"]["412"].is_object());
+        for action in [
+            "assign", "start", "hold", "resume", "resolve", "reopen", "close", "cancel",
+        ] {
+            let o = op("post", &format!("/api/v1/incidents/{{id}}/{action}"));
+            assert!(params(&o).contains(&"If-Match".to_owned()), "{action}");
+            assert!(
+                o["responses"]["200"]["headers"]["ETag"].is_object(),
+                "{action}"
+            );
+        }
+        assert!(
+            op("get", "/api/v1/incidents/{id}")["responses"]["200"]["headers"]["ETag"].is_object()
+        );
+        // Retry-After on 429.
+        assert!(
+            d["components"]["responses"]["TooManyRequests"]["headers"]["Retry-After"].is_object()
+        );
+    }
+
+    #[test]
+    fn request_schemas_are_closed() {
+        let d = doc();
+        for op in OPERATIONS {
+            if let Body::Json(s) | Body::Optional(s) = op.body {
+                assert_eq!(
+                    d["components"]["schemas"][s]["additionalProperties"],
+                    json!(false),
+                    "{s}"
+                );
+            }
+        }
+    }
+
+    // --------------------------------------------------------------------------------------
+    // Schemas against the real types
+    // --------------------------------------------------------------------------------------
+
+    /// A minimal JSON Schema validator for the keywords this document uses. `closed` treats
+    /// every object schema with `properties` as `additionalProperties: false`, so a field the
+    /// server sends but the schema lacks is caught.
+    fn validate(doc: &Value, schema: &Value, v: &Value, path: &str, closed: bool) -> Vec<String> {
+        const KNOWN: &[&str] = &[
+            "$ref",
+            "type",
+            "properties",
+            "required",
+            "additionalProperties",
+            "items",
+            "enum",
+            "const",
+            "oneOf",
+            "description",
+            "format",
+            "pattern",
+            "minLength",
+            "maxLength",
+            "minimum",
+            "maximum",
+            "default",
+            "examples",
+            "writeOnly",
+            "contentMediaType",
+        ];
+        let mut errs = Vec::new();
+        let obj = schema.as_object().expect("schema object");
+        for k in obj.keys() {
+            assert!(
+                KNOWN.contains(&k.as_str()),
+                "unsupported keyword {k} at {path}"
+            );
+        }
+        if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
+            errs.extend(validate(doc, resolve(doc, r).unwrap(), v, path, closed));
+        }
+        if let Some(t) = obj.get("type") {
+            let types: Vec<&str> = match t {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => panic!("bad type"),
+            };
+            let ok = types.iter().any(|t| match *t {
+                "string" => v.is_string(),
+                "integer" => v.is_i64() || v.is_u64(),
+                "number" => v.is_number(),
+                "boolean" => v.is_boolean(),
+                "array" => v.is_array(),
+                "object" => v.is_object(),
+                "null" => v.is_null(),
+                _ => false,
+            });
+            if !ok {
+                errs.push(format!("{path}: {v} is not {types:?}"));
+                return errs;
+            }
+        }
+        if let Some(e) = obj.get("enum").and_then(Value::as_array)
+            && !e.contains(v)
+        {
+            errs.push(format!("{path}: {v} not in {e:?}"));
+        }
+        if let Some(c) = obj.get("const")
+            && c != v
+        {
+            errs.push(format!("{path}: {v} != {c}"));
+        }
+        if let (Some(n), Some(s)) = (obj.get("maxLength").and_then(Value::as_u64), v.as_str())
+            && s.chars().count() as u64 > n
+        {
+            errs.push(format!("{path}: longer than {n}"));
+        }
+        if let (Some(n), Some(s)) = (obj.get("minLength").and_then(Value::as_u64), v.as_str())
+            && (s.chars().count() as u64) < n
+        {
+            errs.push(format!("{path}: shorter than {n}"));
+        }
+        if let (Some(n), Some(x)) = (obj.get("minimum").and_then(Value::as_f64), v.as_f64())
+            && x < n
+        {
+            errs.push(format!("{path}: below {n}"));
+        }
+        if let (Some(n), Some(x)) = (obj.get("maximum").and_then(Value::as_f64), v.as_f64())
+            && x > n
+        {
+            errs.push(format!("{path}: above {n}"));
+        }
+        if obj.get("format").and_then(Value::as_str) == Some("uuid")
+            && let Some(s) = v.as_str()
+            && s.parse::<uuid::Uuid>().is_err()
+        {
+            errs.push(format!("{path}: {s} is not a uuid"));
+        }
+        if obj.get("format").and_then(Value::as_str) == Some("date-time")
+            && let Some(s) = v.as_str()
+            && chrono::DateTime::parse_from_rfc3339(s).is_err()
+        {
+            errs.push(format!("{path}: {s} is not a date-time"));
+        }
+        if let Some(one_of) = obj.get("oneOf").and_then(Value::as_array) {
+            let matching = one_of
+                .iter()
+                .filter(|s| validate(doc, s, v, path, closed).is_empty())
+                .count();
+            if matching != 1 {
+                errs.push(format!("{path}: {v} matches {matching} of oneOf"));
+            }
+        }
+        if let (Some(props), Some(o)) = (
+            obj.get("properties").and_then(Value::as_object),
+            v.as_object(),
+        ) {
+            for (k, x) in o {
+                match props.get(k) {
+                    Some(s) => errs.extend(validate(doc, s, x, &format!("{path}.{k}"), closed)),
+                    None => {
+                        if closed || obj.get("additionalProperties") == Some(&json!(false)) {
+                            errs.push(format!("{path}: unexpected property {k}"));
+                        }
+                    }
+                }
+            }
+            for r in obj
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let r = r.as_str().unwrap();
+                if !o.contains_key(r) {
+                    errs.push(format!("{path}: missing {r}"));
+                }
+            }
+        }
+        if let (Some(items), Some(a)) = (obj.get("items"), v.as_array()) {
+            for (i, x) in a.iter().enumerate() {
+                errs.extend(validate(doc, items, x, &format!("{path}[{i}]"), closed));
+            }
+        }
+        errs
+    }
+
+    fn schema<'a>(d: &'a Value, name: &str) -> &'a Value {
+        let s = &d["components"]["schemas"][name];
+        assert!(s.is_object(), "no schema {name}");
+        s
+    }
+
+    fn assert_valid(d: &Value, name: &str, v: &Value) {
+        let errs = validate(d, schema(d, name), v, name, true);
+        assert!(errs.is_empty(), "{name}: {errs:#?}\n{v:#}");
+    }
+
+    /// Every property of `name` (following refs and nullable wrappers one level) appears in
+    /// at least one of the samples: the schema has no property the server never sends.
+    fn assert_covered(d: &Value, name: &str, samples: &[Value]) {
+        let props = schema(d, name)["properties"].as_object().unwrap();
+        for p in props.keys() {
+            assert!(
+                samples.iter().any(|s| s.get(p).is_some()),
+                "{name}.{p} appears in no serialised sample"
+            );
+        }
+    }
+
+    /// A value of the schema, with every optional property present (`all`) or only the
+    /// required ones.
+    fn sample(d: &Value, s: &Value, all: bool) -> Value {
+        let s = deref(d, s);
+        if let Some(c) = s.get("const") {
+            return c.clone();
+        }
+        if let Some(e) = s.get("enum").and_then(Value::as_array) {
+            return e[0].clone();
+        }
+        if let Some(o) = s.get("oneOf").and_then(Value::as_array) {
+            return sample(d, &o[0], all);
+        }
+        let ty = match &s["type"] {
+            Value::String(t) => t.clone(),
+            Value::Array(a) => a[0].as_str().unwrap().to_owned(),
+            other => panic!("no type in {other}"),
+        };
+        match ty.as_str() {
+            "object" => {
+                let required: Vec<&str> = s["required"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let mut m = Map::new();
+                for (k, p) in s["properties"].as_object().into_iter().flatten() {
+                    if all || required.contains(&k.as_str()) {
+                        m.insert(k.clone(), sample(d, p, all));
+                    }
+                }
+                Value::Object(m)
+            }
+            "array" => json!([sample(d, &s["items"], all)]),
+            "boolean" => json!(true),
+            "integer" => json!(s.get("minimum").and_then(Value::as_i64).unwrap_or(1).max(1)),
+            "string" => match s.get("format").and_then(Value::as_str) {
+                Some("uuid") => json!("0190f3a0-0000-7000-8000-000000000001"),
+                Some("date-time") => json!("2025-01-02T03:04:05Z"),
+                Some("email") => json!("ada@example.com"),
+                _ if s["minLength"].as_u64().unwrap_or(0) > 3 => {
+                    json!("x".repeat(s["minLength"].as_u64().unwrap_or(0) as usize))
+                }
+                _ => json!("abcd"),
+            },
+            other => panic!("type {other}"),
+        }
+    }
+
+    /// The field names of a `#[derive(Deserialize)]` struct, read from its impl.
+    fn fields_of<T: serde::de::DeserializeOwned>() -> BTreeSet<&'static str> {
+        use serde::de::{Error as _, Visitor};
+        struct Capture<'a>(&'a mut Option<&'static [&'static str]>);
+        impl<'de> serde::Deserializer<'de> for Capture<'_> {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(Self::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                *self.0 = Some(fields);
+                Err(Self::Error::custom("captured"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let mut out = None;
+        let _ = T::deserialize(Capture(&mut out));
+        out.expect("a struct with named fields")
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// The schema of a request DTO has exactly its fields, its required properties are exactly
+    /// the ones the DTO cannot do without, and a value of the schema is accepted by the DTO.
+    fn check_request<T: serde::de::DeserializeOwned>(d: &Value, name: &str) {
+        let s = schema(d, name);
+        let props: BTreeSet<&str> = s["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(props, fields_of::<T>(), "{name}: properties != DTO fields");
+        let full = sample(d, s, true);
+        assert_valid(d, name, &full);
+        crate::extract::parse_strict::<T>(full.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{name}: {full} rejected: {e:?}"));
+        let minimal = sample(d, s, false);
+        crate::extract::parse_strict::<T>(minimal.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{name}: {minimal} rejected: {e:?}"));
+        for r in s["required"].as_array().unwrap() {
+            let mut without = minimal.clone();
+            without.as_object_mut().unwrap().remove(r.as_str().unwrap());
+            assert!(
+                crate::extract::parse_strict::<T>(without.to_string().as_bytes()).is_err(),
+                "{name}.{r} is required in the schema but optional in the DTO"
+            );
+        }
+        let mut extra = minimal.clone();
+        extra
+            .as_object_mut()
+            .unwrap()
+            .insert("tenant_id".into(), json!("x"));
+        assert!(crate::extract::parse_strict::<T>(extra.to_string().as_bytes()).is_err());
+    }
+
+    #[test]
+    fn request_schemas_match_the_dtos() {
+        use crate::routes::{api_keys, auth, directory, incidents};
+        let d = doc();
+        check_request::<auth::LoginRequest>(&d, "LoginRequest");
+        check_request::<auth::RefreshRequest>(&d, "RefreshRequest");
+        check_request::<incidents::IncidentCreate>(&d, "IncidentCreate");
+        check_request::<incidents::IncidentUpdate>(&d, "IncidentUpdate");
+        check_request::<incidents::WorkNoteCreate>(&d, "WorkNoteCreate");
+        check_request::<directory::UserCreate>(&d, "UserCreate");
+        check_request::<directory::UserUpdate>(&d, "UserUpdate");
+        check_request::<directory::TeamUpdate>(&d, "TeamUpdate");
+        check_request::<directory::CategoryUpdate>(&d, "CategoryUpdate");
+        check_request::<directory::TeamCreate>(&d, "TeamCreate");
+        check_request::<directory::CategoryCreate>(&d, "CategoryCreate");
+        check_request::<directory::TenantCreate>(&d, "TenantCreate");
+        check_request::<api_keys::ApiKeyCreate>(&d, "ApiKeyCreate");
+    }
+
+    #[test]
+    fn paging_parameters_match_list_params() {
+        use crate::routes::directory::ListParams;
+        let d = doc();
+        let params = paging_params();
+        let names: BTreeSet<&str> = params
+            .iter()
+            .map(|p| deref(&d, p)["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, fields_of::<ListParams>());
+    }
+
+    #[test]
+    fn nullable_request_fields_accept_null() {
+        use crate::routes::incidents::{IncidentUpdate, WorkNoteCreate};
+        for body in [r#"{"priority":null}"#, r#"{"category_id":null}"#] {
+            crate::extract::parse_strict::<IncidentUpdate>(body.as_bytes()).unwrap();
+        }
+        for flag in ["true", "false", "\"Y\"", "\"N\""] {
+            let body = format!(r#"{{"content":"x","is_public":{flag}}}"#);
+            crate::extract::parse_strict::<WorkNoteCreate>(body.as_bytes()).unwrap();
+        }
+        assert!(
+            crate::extract::parse_strict::<WorkNoteCreate>(br#"{"content":"x","is_public":"yes"}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn enum_values_are_accepted_by_the_dtos() {
+        use crate::routes::incidents::IncidentUpdate;
+        let d = doc();
+        for (field, schema_name) in [
+            ("status", "IncidentStatus"),
+            ("priority", "Priority"),
+            ("impact", "Impact"),
+            ("urgency", "Urgency"),
+            ("hold_reason", "HoldReason"),
+        ] {
+            for v in schema(&d, schema_name)["enum"].as_array().unwrap() {
+                let body = json!({ field: v }).to_string();
+                crate::extract::parse_strict::<IncidentUpdate>(body.as_bytes())
+                    .unwrap_or_else(|e| panic!("{field}={v}: {e:?}"));
+            }
+        }
+        for v in schema(&d, "Permission")["enum"].as_array().unwrap() {
+            eventdesk_auth::Permission::parse(v.as_str().unwrap()).unwrap();
+        }
+        for v in schema(&d, "ApiKeyMode")["enum"].as_array().unwrap() {
+            v.as_str().unwrap().parse::<KeyMode>().unwrap();
+        }
+    }
+
+    mod samples {
+        use chrono::{TimeZone, Utc};
+        use eventdesk_domain::values::{
+            HoldReason, Impact, IncidentStatus, Priority, Role, Urgency, WorkNoteType,
+        };
+        use eventdesk_domain::{
+            Actor, ApiKeyId, AttachmentId, CategoryId, IncidentId, PriorityMatrix, TeamId,
+            TenantId, UserId, WorkNoteId,
+        };
+        use eventdesk_projections::queries::directory::{
+            CategoryView, TeamView, TenantView, UserView,
+        };
+        use eventdesk_projections::queries::incidents::{
+            ActorSummary, AttachmentView, IncidentDetail, IncidentHistoryEntry, IncidentListItem,
+            NamedRef, UserSummary, WorkNoteView,
+        };
+        use eventdesk_projections::queries::{Page, Pagination};
+        use uuid::Uuid;
+
+        fn id(n: u128) -> Uuid {
+            Uuid::from_u128(n)
+        }
+
+        pub fn now() -> chrono::DateTime<Utc> {
+            Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap()
+        }
+
+        fn user_actor() -> ActorSummary {
+            ActorSummary {
+                actor: format!("user:{}", id(1)),
+                id: Some(UserId(id(1))),
+                username: Some("ada".into()),
+                first_name: Some("Ada".into()),
+                last_name: Some("Lovelace".into()),
+            }
+        }
+
+        fn system_actor() -> ActorSummary {
+            ActorSummary {
+                actor: "system".into(),
+                id: None,
+                username: None,
+                first_name: None,
+                last_name: None,
+            }
+        }
+
+        pub fn list_items() -> Vec<IncidentListItem> {
+            let full = IncidentListItem {
+                id: IncidentId(id(10)),
+                incident_number: "INC000001".into(),
+                title: "Printer on fire".into(),
+                description: String::new(),
+                status: IncidentStatus::OnHold,
+                priority: Priority::High,
+                impact: Impact::Medium,
+                urgency: Urgency::High,
+                reporter: UserSummary {
+                    id: UserId(id(1)),
+                    username: Some("ada".into()),
+                    first_name: Some("Ada".into()),
+                    last_name: Some("Lovelace".into()),
+                },
+                assignee: Some(UserSummary {
+                    id: UserId(id(2)),
+                    username: None,
+                    first_name: None,
+                    last_name: None,
+                }),
+                team: Some(NamedRef {
+                    id: id(3),
+                    name: Some("Ops".into()),
+                }),
+                category: Some(NamedRef {
+                    id: id(4),
+                    name: None,
+                }),
+                hold_reason: Some(HoldReason::AwaitingVendor),
+                resolution: Some("Replaced".into()),
+                reopen_count: 1,
+                response_due_at: Some(now()),
+                resolution_due_at: Some(now()),
+                responded_at: Some(now()),
+                resolved_at: Some(now()),
+                closed_at: Some(now()),
+                cancelled_at: Some(now()),
+                created_at: now(),
+                updated_at: now(),
+                version: 7,
+            };
+            let bare = IncidentListItem {
+                assignee: None,
+                team: None,
+                category: None,
+                hold_reason: None,
+                resolution: None,
+                response_due_at: None,
+                resolution_due_at: None,
+                responded_at: None,
+                resolved_at: None,
+                closed_at: None,
+                cancelled_at: None,
+                status: IncidentStatus::New,
+                ..full.clone()
+            };
+            vec![full, bare]
+        }
+
+        pub fn details() -> Vec<IncidentDetail> {
+            let items = list_items();
+            let full = IncidentDetail {
+                incident: items[0].clone(),
+                priority_overridden: true,
+                created_by: Actor::User(UserId(id(1))),
+                updated_by: Actor::ApiKey(ApiKeyId(id(5))),
+                history: vec![
+                    IncidentHistoryEntry {
+                        field_name: "status".into(),
+                        old_value: Some("new".into()),
+                        new_value: Some("on_hold".into()),
+                        changed_by: user_actor(),
+                        changed_at: now(),
+                        version: 2,
+                        seq: 0,
+                    },
+                    IncidentHistoryEntry {
+                        field_name: "assignee_id".into(),
+                        old_value: None,
+                        new_value: None,
+                        changed_by: system_actor(),
+                        changed_at: now(),
+                        version: 3,
+                        seq: 1,
+                    },
+                ],
+                work_notes: vec![WorkNoteView {
+                    id: WorkNoteId(id(6)),
+                    content: "Called the vendor".into(),
+                    note_type: WorkNoteType::ResolutionNote,
+                    is_public: false,
+                    by_agent: true,
+                    created_by: user_actor(),
+                    created_at: now(),
+                }],
+                attachments: vec![AttachmentView {
+                    id: AttachmentId(id(7)),
+                    file_name: "log.txt".into(),
+                    file_size: 12,
+                    content_type: "text/plain".into(),
+                    sha256: "a".repeat(64),
+                    uploaded_by: system_actor(),
+                    uploaded_at: now(),
+                }],
+            };
+            let bare = IncidentDetail {
+                incident: items[1].clone(),
+                priority_overridden: false,
+                created_by: Actor::System,
+                updated_by: Actor::System,
+                history: vec![],
+                work_notes: vec![],
+                attachments: vec![],
+            };
+            vec![full, bare]
+        }
+
+        pub fn paginations() -> Vec<Pagination> {
+            vec![
+                Pagination {
+                    current_page: Some(1),
+                    total_pages: Some(3),
+                    page_size: 20,
+                    total_items: Some(41),
+                    has_next: true,
+                    has_prev: false,
+                    next_cursor: None,
+                },
+                Pagination {
+                    current_page: None,
+                    total_pages: None,
+                    page_size: 20,
+                    total_items: None,
+                    has_next: true,
+                    has_prev: true,
+                    next_cursor: Some("opaque".into()),
+                },
+            ]
+        }
+
+        pub fn page<T: Clone>(items: Vec<T>) -> Vec<Page<T>> {
+            paginations()
+                .into_iter()
+                .map(|pagination| Page {
+                    data: items.clone(),
+                    pagination,
+                })
+                .collect()
+        }
+
+        pub fn users() -> Vec<UserView> {
+            let full = UserView {
+                id: UserId(id(1)),
+                tenant_id: TenantId(id(9)),
+                username: "Ada".into(),
+                username_canonical: "ada".into(),
+                email: "ada@example.com".into(),
+                first_name: "Ada".into(),
+                last_name: "Lovelace".into(),
+                phone: Some("+44 20 1234".into()),
+                department: Some("Engines".into()),
+                role: Role::Admin,
+                is_active: true,
+                created_at: now(),
+                updated_at: now(),
+                version: 1,
+            };
+            let bare = UserView {
+                phone: None,
+                department: None,
+                role: Role::Viewer,
+                ..full.clone()
+            };
+            vec![full, bare]
+        }
+
+        pub fn teams() -> Vec<TeamView> {
+            let full = TeamView {
+                id: TeamId(id(3)),
+                name: "Ops".into(),
+                manager_id: Some(UserId(id(1))),
+                description: Some("Operations".into()),
+                members: vec![UserId(id(1)), UserId(id(2))],
+                is_active: true,
+                created_at: now(),
+                updated_at: now(),
+                version: 2,
+            };
+            let bare = TeamView {
+                manager_id: None,
+                description: None,
+                members: vec![],
+                ..full.clone()
+            };
+            vec![full, bare]
+        }
+
+        pub fn categories() -> Vec<CategoryView> {
+            let full = CategoryView {
+                id: CategoryId(id(4)),
+                name: "Hardware".into(),
+                parent_id: Some(CategoryId(id(8))),
+                description: Some("Things".into()),
+                is_active: true,
+                created_at: now(),
+                updated_at: now(),
+                version: 1,
+            };
+            let bare = CategoryView {
+                parent_id: None,
+                description: None,
+                ..full.clone()
+            };
+            vec![full, bare]
+        }
+
+        pub fn tenants() -> Vec<TenantView> {
+            vec![TenantView {
+                id: TenantId(id(9)),
+                name: "Acme".into(),
+                is_active: true,
+                priority_matrix: PriorityMatrix::default(),
+                created_at: now(),
+                updated_at: now(),
+                version: 1,
+            }]
+        }
+    }
+
+    fn to_values<T: serde::Serialize>(items: &[T]) -> Vec<Value> {
+        items
+            .iter()
+            .map(|x| serde_json::to_value(x).unwrap())
+            .collect()
+    }
+
+    fn check_response<T: serde::Serialize>(d: &Value, name: &str, items: &[T]) -> Vec<Value> {
+        let values = to_values(items);
+        for v in &values {
+            assert_valid(d, name, v);
+        }
+        assert_covered(d, name, &values);
+        values
+    }
+
+    #[test]
+    fn response_schemas_match_the_serialised_views() {
+        let d = doc();
+        let details = check_response(&d, "IncidentDetail", &samples::details());
+        check_response(&d, "IncidentListItem", &samples::list_items());
+        check_response(&d, "IncidentPage", &samples::page(samples::list_items()));
+        check_response(&d, "Pagination", &samples::paginations());
+        // Nested objects: every property of the embedded schemas is produced too.
+        let nested = |f: &dyn Fn(&Value) -> Vec<Value>| -> Vec<Value> {
+            details.iter().flat_map(f).collect()
+        };
+        let arr = |v: &Value, k: &str| v[k].as_array().cloned().unwrap_or_default();
+        assert_covered(&d, "IncidentHistoryEntry", &nested(&|v| arr(v, "history")));
+        assert_covered(&d, "WorkNote", &nested(&|v| arr(v, "work_notes")));
+        assert_covered(&d, "Attachment", &nested(&|v| arr(v, "attachments")));
+        assert_covered(
+            &d,
+            "ActorSummary",
+            &nested(&|v| {
+                arr(v, "history")
+                    .iter()
+                    .map(|h| h["changed_by"].clone())
+                    .collect()
+            }),
+        );
+        assert_covered(&d, "UserSummary", &nested(&|v| vec![v["reporter"].clone()]));
+        assert_covered(&d, "NamedRef", &nested(&|v| vec![v["team"].clone()]));
+
+        check_response(&d, "User", &samples::users());
+        check_response(&d, "UserPage", &samples::page(samples::users()));
+        check_response(&d, "Team", &samples::teams());
+        check_response(&d, "TeamPage", &samples::page(samples::teams()));
+        check_response(&d, "Category", &samples::categories());
+        check_response(&d, "CategoryPage", &samples::page(samples::categories()));
+        check_response(&d, "Tenant", &samples::tenants());
+        check_response(&d, "TenantPage", &samples::page(samples::tenants()));
+        // The matrix round-trips through the request schema too.
+        let matrix = serde_json::to_value(eventdesk_domain::PriorityMatrix::default()).unwrap();
+        assert_valid(&d, "PriorityMatrix", &matrix);
+    }
+
+    #[test]
+    fn api_key_schemas_match_the_store_type() {
+        use eventdesk_auth::store::ApiKeySummary;
+        let d = doc();
+        let summary = |revoked: bool| ApiKeySummary {
+            id: eventdesk_domain::ApiKeyId(uuid::Uuid::from_u128(1)),
+            tenant_id: eventdesk_domain::TenantId(uuid::Uuid::from_u128(2)),
+            name: "ci".into(),
+            prefix: "qg_live_Ab3x-9Qz".into(),
+            mode: KeyMode::Live,
+            permissions: eventdesk_auth::PermissionSet::from_role(Role::Admin),
+            created_by: revoked.then(|| eventdesk_domain::UserId(uuid::Uuid::from_u128(3))),
+            created_at: samples::now(),
+            last_used_at: revoked.then(samples::now),
+            revoked_at: revoked.then(samples::now),
+        };
+        let keys = [summary(true), summary(false)];
+        let values = check_response(&d, "ApiKey", &keys);
+        // The create response is the summary plus `api_key`, as the handler builds it.
+        let created: Vec<Value> = values
+            .iter()
+            .map(|v| {
+                let mut v = v.clone();
+                v.as_object_mut()
+                    .unwrap()
+                    .insert("api_key".into(), json!("qg_live_secret"));
+                v
+            })
+            .collect();
+        for v in &created {
+            assert_valid(&d, "ApiKeyCreated", v);
+        }
+        assert_covered(&d, "ApiKeyCreated", &created);
+        assert_valid(&d, "ApiKeyList", &json!({ "data": values }));
+    }
+
+    #[tokio::test]
+    async fn error_bodies_match_the_error_schema() {
+        use crate::error::{ApiError, FieldError};
+        let d = doc();
+        let errors = vec![
+            ApiError::BadRequest("bad".into()),
+            ApiError::Unauthorized,
+            ApiError::InvalidCredentials,
+            ApiError::Forbidden,
+            ApiError::NotFound,
+            ApiError::Conflict("busy".into()),
+            ApiError::PreconditionFailed,
+            ApiError::PayloadTooLarge,
+            ApiError::UnsupportedMediaType,
+            ApiError::Validation(vec![FieldError::new("title", "required")]),
+            ApiError::Rule {
+                code: "invalid_transition",
+                message: "no".into(),
+            },
+            ApiError::IdempotencyMismatch,
+            ApiError::TooManyRequests { retry_after: 3 },
+            ApiError::Unavailable,
+            ApiError::Internal("boom".into()),
+        ];
+        for e in errors {
+            let resp = e.into_response();
+            let status = resp.status().as_u16();
+            let name = error_response_name(status)
+                .unwrap_or_else(|| panic!("status {status} has no shared response"));
+            assert!(d["components"]["responses"][name].is_object());
+            if status == 429 {
+                assert!(resp.headers().contains_key(header::RETRY_AFTER));
+            }
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_valid(&d, "Error", &v);
+        }
+    }
+
+    #[tokio::test]
+    async fn public_responses_match() {
+        let d = doc();
+        let body = |r: axum::response::Response| async move {
+            let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            serde_json::from_slice::<Value>(&bytes).unwrap()
+        };
+        let health = crate::health::healthz().await.into_response();
+        assert_valid(&d, "Health", &body(health).await);
+        // The served document is this document.
+        let served = body(openapi_json().await).await;
+        assert_eq!(served, d);
+    }
+
+    // --------------------------------------------------------------------------------------
+    // The docs UI
+    // --------------------------------------------------------------------------------------
+
+    async fn get(uri: &str) -> axum::response::Response {
+        use tower::ServiceExt;
+        docs::<()>()
+            .oneshot(
+                axum::http::Request::get(uri)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn docs_ui_is_served_from_embedded_assets_with_a_csp() {
+        let index = get("/api/v1/docs/").await;
+        assert_eq!(index.status(), 200);
+        assert!(
+            index.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let csp = index.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(csp, DOCS_CSP);
+        assert!(csp.contains("frame-ancestors 'none'"));
+        let html = axum::body::to_bytes(index.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let html = String::from_utf8_lossy(&html);
+        assert!(html.contains("swagger-ui"));
+        // Nothing is loaded from another origin.
+        assert!(!html.contains("http://") && !html.contains("https://"));
+
+        let init = get("/api/v1/docs/swagger-initializer.js").await;
+        assert_eq!(init.status(), 200);
+        let js = axum::body::to_bytes(init.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&js).contains(OPENAPI_PATH));
+
+        for asset in ["swagger-ui-bundle.js", "swagger-ui.css"] {
+            let r = get(&format!("/api/v1/docs/{asset}")).await;
+            assert_eq!(r.status(), 200, "{asset}");
+            assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], DOCS_CSP);
+        }
+        // Without the trailing slash: a redirect to it.
+        let r = get("/api/v1/docs").await;
+        assert!(r.status().is_redirection());
+        assert_eq!(r.headers()[header::LOCATION], "/api/v1/docs/");
+    }
+
+    #[test]
+    fn known_statuses_have_shared_responses() {
+        let statuses: BTreeMap<u16, &str> =
+            ERROR_RESPONSES.iter().map(|(s, n, _)| (*s, *n)).collect();
+        for s in [400, 401, 403, 404, 409, 412, 413, 415, 422, 429, 500, 503] {
+            assert!(statuses.contains_key(&s), "{s}");
+        }
+    }
+}
