@@ -1110,12 +1110,9 @@ fn operation(op: &Op, access: Access) -> Value {
         }
         Out::Empty => {}
         Out::File => {
-            success.insert(
-                "content".into(),
-                json!({ "*/*": {
-                    "schema": { "type": "string", "contentMediaType": "application/octet-stream" },
-                } }),
-            );
+            // Arbitrary bytes in the recorded content type: OAS 3.1 describes those by the
+            // media type alone, without a schema.
+            success.insert("content".into(), json!({ "*/*": {} }));
             hdrs.insert(
                 "Content-Disposition".into(),
                 json!({ "$ref": "#/components/headers/ContentDisposition" }),
@@ -2102,7 +2099,9 @@ fn schemas() -> Map<String, Value> {
                 ),
                 opt(
                     "phone",
-                    nullable(json!({ "type": "string", "maxLength": 32, "description": "Phone; `null` clears it." })),
+                    nullable(
+                        json!({ "type": "string", "maxLength": 32, "description": "Phone; `null` clears it." }),
+                    ),
                 ),
                 opt(
                     "department",
@@ -2112,7 +2111,10 @@ fn schemas() -> Map<String, Value> {
                         "Department; `null` clears it.",
                     )),
                 ),
-                opt("role", reference("Role", "New role (recorded in the security log).")),
+                opt(
+                    "role",
+                    reference("Role", "New role (recorded in the security log)."),
+                ),
             ],
         ),
     );
@@ -2194,19 +2196,32 @@ fn schemas() -> Map<String, Value> {
         request(
             "Changes to a team; absent fields are kept.",
             vec![
-                opt("name", text(TeamName::MIN_CHARS, TeamName::MAX_CHARS, "Name.")),
+                opt(
+                    "name",
+                    text(TeamName::MIN_CHARS, TeamName::MAX_CHARS, "Name."),
+                ),
                 opt("manager_id", nullable(uuid("Manager; `null` clears it."))),
                 opt(
                     "description",
-                    nullable(text(0, Description::MAX_CHARS, "Description; `null` clears it.")),
+                    nullable(text(
+                        0,
+                        Description::MAX_CHARS,
+                        "Description; `null` clears it.",
+                    )),
                 ),
                 opt(
                     "add_members",
-                    array(json!({ "type": "string", "format": "uuid" }), "Users to add."),
+                    array(
+                        json!({ "type": "string", "format": "uuid" }),
+                        "Users to add.",
+                    ),
                 ),
                 opt(
                     "remove_members",
-                    array(json!({ "type": "string", "format": "uuid" }), "Users to remove."),
+                    array(
+                        json!({ "type": "string", "format": "uuid" }),
+                        "Users to remove.",
+                    ),
                 ),
             ],
         ),
@@ -2260,7 +2275,11 @@ fn schemas() -> Map<String, Value> {
                 ),
                 opt(
                     "description",
-                    nullable(text(0, Description::MAX_CHARS, "Description; `null` clears it.")),
+                    nullable(text(
+                        0,
+                        Description::MAX_CHARS,
+                        "Description; `null` clears it.",
+                    )),
                 ),
             ],
         ),

@@ -39,9 +39,16 @@ pub async fn upload(
     principal: Principal,
     headers: HeaderMap,
     Path(id): Path<String>,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<Response> {
     let id: IncidentId = IncidentId(id.parse().map_err(|_| ApiError::NotFound)?);
+    let mut multipart = multipart.map_err(|e| {
+        if e.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            ApiError::UnsupportedMediaType
+        } else {
+            ApiError::BadRequest(format!("expected multipart/form-data: {}", e.body_text()))
+        }
+    })?;
     // The incident must be visible to the caller before anything is stored.
     read_detail_for(&state, &principal, id).await?;
     let max = state.config.attachment_max_bytes;
@@ -201,7 +208,7 @@ mod tests {
     fn content_disposition_is_safe_for_any_name() {
         let v = content_disposition("報告 \"x\".pdf");
         let s = v.to_str().unwrap_or("");
-        assert!(s.starts_with("attachment; filename=\"___ _x_.pdf\""), "{s}");
+        assert!(s.starts_with("attachment; filename=\"__ _x_.pdf\""), "{s}");
         assert!(
             s.contains("filename*=UTF-8''%E5%A0%B1%E5%91%8A%20%22x%22.pdf"),
             "{s}"
