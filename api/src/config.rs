@@ -57,7 +57,7 @@ pub struct Config {
     pub api_key_pepper: Secret,
     /// `EVENTDESK_ATTACHMENT_MAX_BYTES` (default 25 MiB).
     pub attachment_max_bytes: u64,
-    /// `EVENTDESK_CONSISTENCY_WAIT_MS` (default 2000): how long a write waits for its read
+    /// `EVENTDESK_CONSISTENCY_WAIT_MS` (default 5000): how long a write waits for its read
     /// models before answering (read-your-writes).
     pub consistency_wait: Duration,
 }
@@ -145,7 +145,7 @@ impl Config {
             consistency_wait: Duration::from_millis(parse(
                 "EVENTDESK_CONSISTENCY_WAIT_MS",
                 get("EVENTDESK_CONSISTENCY_WAIT_MS"),
-                2000u64,
+                5000u64,
             )?),
         })
     }

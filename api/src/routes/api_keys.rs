@@ -39,6 +39,12 @@ pub async fn create(
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::field("name", "must be 1 to 200 characters"));
     }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "name",
+            "must not contain control characters",
+        ));
+    }
     let mode: KeyMode = match value.mode.as_deref() {
         None => KeyMode::Live,
         Some(m) => m

@@ -101,6 +101,9 @@ pub async fn list(
                     if q.chars().count() > 200 {
                         return Err(FieldError::new("q", "at most 200 characters"));
                     }
+                    if q.chars().any(char::is_control) {
+                        return Err(FieldError::new("q", "must not contain control characters"));
+                    }
                     filter.q = (!q.is_empty()).then(|| q.to_owned());
                 }
                 "sort" => {

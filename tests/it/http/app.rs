@@ -91,6 +91,8 @@ impl TestApp {
                 "test-pepper-test-pepper-test-pepper-0123",
             ),
             ("EVENTDESK_DB_POOL", "20"),
+            // Many servers share two cores during the test run: be patient with projections.
+            ("EVENTDESK_CONSISTENCY_WAIT_MS", "15000"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -2,3 +2,4 @@
 
 pub mod app;
 mod incidents;
+mod security;
