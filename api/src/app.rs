@@ -39,6 +39,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Projection progress, for read-your-writes.
     pub progress: Progress,
+    /// Group commit of incident creation (gap-free numbers without one fsync per create).
+    pub creates: eventdesk_commands::incident::CreateBatcher,
 }
 
 impl AppState {
@@ -168,6 +170,8 @@ impl Application {
         eventdesk_auth::password::warm_up();
         let listener = TcpListener::bind(config.bind).await?;
         let pepper = config.api_key_pepper.clone();
+        let creates =
+            eventdesk_commands::incident::CreateBatcher::new(store.clone(), clock.clone(), 128);
         Ok(Self {
             listener,
             state: AppState {
@@ -179,6 +183,7 @@ impl Application {
                 pepper,
                 clock,
                 progress,
+                creates,
             },
             runtime,
         })

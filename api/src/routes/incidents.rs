@@ -321,9 +321,8 @@ pub async fn create(
         value.impact.unwrap_or(Impact::Medium),
         value.urgency.unwrap_or(Urgency::Medium),
     );
-    let build = Box::new(move |number| IncidentCommand::Create {
+    let new = eventdesk_commands::incident::NewIncident {
         id,
-        number,
         title,
         description,
         impact,
@@ -335,16 +334,8 @@ pub async fn create(
         assignee_id: value.assignee_id,
         reporter_id: reporter,
         actor,
-    });
-    let done = eventdesk_commands::incident::create_incident(
-        &state.store,
-        &*state.clock,
-        principal.tenant,
-        id,
-        build,
-        &opts,
-    )
-    .await?;
+    };
+    let done = state.creates.create(principal.tenant, new, opts).await?;
     let id = done
         .state
         .incident()
