@@ -52,7 +52,7 @@ impl NewIncident {
             impact: self.impact,
             urgency: self.urgency,
             priority: self.priority,
-            matrix: self.matrix.clone(),
+            matrix: self.matrix,
             category_id: self.category_id,
             team_id: self.team_id,
             assignee_id: self.assignee_id,
@@ -302,7 +302,7 @@ impl CreateBatcher {
                 staged.push(Staged::Replayed(out));
             } else {
                 next += 1;
-                staged.push(Staged::Written(state, events, out));
+                staged.push(Staged::Written(Box::new(state), events, out));
             }
         }
         sqlx::query("UPDATE incident_counters SET last = $2 WHERE tenant_id = $1")
@@ -322,7 +322,7 @@ impl CreateBatcher {
                         state.evolve(e);
                     }
                     Ok(Executed {
-                        state,
+                        state: *state,
                         version: out.next_version,
                         appended: Some(out),
                     })
@@ -346,6 +346,6 @@ impl CreateBatcher {
 /// What happened to one job of a batch.
 enum Staged {
     Rejected(IncidentError),
-    Written(IncidentAggregate, Vec<IncidentEvent>, AppendOutcome),
+    Written(Box<IncidentAggregate>, Vec<IncidentEvent>, AppendOutcome),
     Replayed(AppendOutcome),
 }
