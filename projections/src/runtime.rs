@@ -491,6 +491,14 @@ impl ProjectorRuntime {
             return Ok(cp);
         };
         let mut tx = self.store.pool().begin().await.map_err(fail)?;
+        // Read models are derived data and the checkpoint commits atomically with them: a crash
+        // can only lose the latest batches *together with* their checkpoint, which are then
+        // applied again from the log. So these commits need not wait for the WAL flush (the
+        // events themselves are always committed durably). See ADR 0005.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
         match dead_letter {
             None => p
                 .apply(&mut tx, events)

@@ -244,6 +244,9 @@ async fn check_refs(
     team: Option<TeamId>,
     assignee: Option<UserId>,
 ) -> ApiResult<()> {
+    if category.is_none() && team.is_none() && assignee.is_none() {
+        return Ok(());
+    }
     let t = principal.tenant;
     let mut tx = state.tenant_tx(t).await?;
     let mut errors = Vec::new();
