@@ -165,30 +165,55 @@ pub async fn create_user(
     Ok(created(format!("/api/v1/users/{id}"), view.version, view))
 }
 
-/// `GET /api/v1/users`.
-pub async fn list_users(
-    State(state): State<AppState>,
-    principal: Principal,
-    q: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Response> {
-    let paging = query_params(q)?.paging()?;
-    let mut tx = state.tenant_tx(principal.tenant).await?;
-    let page = directory::list_users(&mut tx, principal.tenant, paging).await?;
-    tx.commit().await?;
-    Ok(Json(page).into_response())
+/// Defines `GET` handlers that read one query function in a transaction scoped to the
+/// caller's tenant: `list NAME => query` (paged) and `get NAME(IdType) => query` (404 if absent).
+macro_rules! scoped_reads {
+    ($(#[$doc:meta])* list $name:ident => $query:path; $($rest:tt)*) => {
+        $(#[$doc])*
+        pub async fn $name(
+            State(state): State<AppState>,
+            principal: Principal,
+            q: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+        ) -> ApiResult<Response> {
+            let paging = query_params(q)?.paging()?;
+            let mut tx = state.tenant_tx(principal.tenant).await?;
+            let page = $query(&mut tx, principal.tenant, paging).await?;
+            tx.commit().await?;
+            Ok(Json(page).into_response())
+        }
+        scoped_reads!($($rest)*);
+    };
+    ($(#[$doc:meta])* get $name:ident($id:ident) => $query:path; $($rest:tt)*) => {
+        $(#[$doc])*
+        pub async fn $name(
+            State(state): State<AppState>,
+            principal: Principal,
+            Path(id): Path<String>,
+        ) -> ApiResult<Response> {
+            let id = $id(path_uuid(&id)?);
+            let mut tx = state.tenant_tx(principal.tenant).await?;
+            let view = $query(&mut tx, principal.tenant, id).await?;
+            tx.commit().await?;
+            Ok(Json(view.ok_or(ApiError::NotFound)?).into_response())
+        }
+        scoped_reads!($($rest)*);
+    };
+    () => {};
 }
 
-/// `GET /api/v1/users/{id}`.
-pub async fn get_user(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let id = UserId(id.parse().map_err(|_| ApiError::NotFound)?);
-    let mut tx = state.tenant_tx(principal.tenant).await?;
-    let view = directory::get_user(&mut tx, principal.tenant, id).await?;
-    tx.commit().await?;
-    Ok(Json(view.ok_or(ApiError::NotFound)?).into_response())
+scoped_reads! {
+    /// `GET /api/v1/users`.
+    list list_users => directory::list_users;
+    /// `GET /api/v1/users/{id}`.
+    get get_user(UserId) => directory::get_user;
+    /// `GET /api/v1/teams`.
+    list list_teams => directory::list_teams;
+    /// `GET /api/v1/teams/{id}`.
+    get get_team(TeamId) => directory::get_team;
+    /// `GET /api/v1/categories`.
+    list list_categories => directory::list_categories;
+    /// `GET /api/v1/categories/{id}`.
+    get get_category(CategoryId) => directory::get_category;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -227,41 +252,8 @@ pub async fn create_team(
         description,
         actor: principal.actor(),
     };
-    let opts = Options {
-        metadata: metadata(&principal, &headers),
-        ..Default::default()
-    };
-    let done = execute::<TeamAggregate>(
-        &state.store,
-        &*state.clock,
-        principal.tenant,
-        StreamId(id.0),
-        cmd,
-        &opts,
-    )
-    .await?;
-    state.wait_visible("directory", done.checkpoint()).await;
-    let mut tx = state.tenant_tx(principal.tenant).await?;
-    let view = directory::get_team(&mut tx, principal.tenant, id).await?;
-    tx.commit().await?;
-    Ok(created(
-        format!("/api/v1/teams/{id}"),
-        done.version,
-        view.ok_or(ApiError::NotFound)?,
-    ))
-}
-
-/// `GET /api/v1/teams`.
-pub async fn list_teams(
-    State(state): State<AppState>,
-    principal: Principal,
-    q: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Response> {
-    let paging = query_params(q)?.paging()?;
-    let mut tx = state.tenant_tx(principal.tenant).await?;
-    let page = directory::list_teams(&mut tx, principal.tenant, paging).await?;
-    tx.commit().await?;
-    Ok(Json(page).into_response())
+    let (view, version) = write_team(&state, &principal, &headers, id, vec![cmd]).await?;
+    Ok(created(format!("/api/v1/teams/{id}"), version, view))
 }
 
 /// `POST /api/v1/categories` body.
@@ -304,41 +296,8 @@ pub async fn create_category(
         description,
         actor: principal.actor(),
     };
-    let opts = Options {
-        metadata: metadata(&principal, &headers),
-        ..Default::default()
-    };
-    let done = execute::<CategoryAggregate>(
-        &state.store,
-        &*state.clock,
-        principal.tenant,
-        StreamId(id.0),
-        cmd,
-        &opts,
-    )
-    .await?;
-    state.wait_visible("directory", done.checkpoint()).await;
-    let mut tx = state.tenant_tx(principal.tenant).await?;
-    let view = directory::get_category(&mut tx, principal.tenant, id).await?;
-    tx.commit().await?;
-    Ok(created(
-        format!("/api/v1/categories/{id}"),
-        done.version,
-        view.ok_or(ApiError::NotFound)?,
-    ))
-}
-
-/// `GET /api/v1/categories`.
-pub async fn list_categories(
-    State(state): State<AppState>,
-    principal: Principal,
-    q: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Response> {
-    let paging = query_params(q)?.paging()?;
-    let mut tx = state.tenant_tx(principal.tenant).await?;
-    let page = directory::list_categories(&mut tx, principal.tenant, paging).await?;
-    tx.commit().await?;
-    Ok(Json(page).into_response())
+    let (view, version) = write_category(&state, &principal, &headers, id, cmd).await?;
+    Ok(created(format!("/api/v1/categories/{id}"), version, view))
 }
 
 // ------------------------------------------------------------------------------------------
@@ -630,13 +589,13 @@ pub struct TeamUpdate {
     remove_members: Vec<UserId>,
 }
 
-async fn run_team(
+async fn write_team(
     state: &AppState,
     principal: &Principal,
     headers: &HeaderMap,
     id: TeamId,
     commands: Vec<TeamCommand>,
-) -> ApiResult<Response> {
+) -> ApiResult<(directory::TeamView, i64)> {
     let opts = Options {
         metadata: metadata(principal, headers),
         ..Default::default()
@@ -654,7 +613,18 @@ async fn run_team(
     let mut tx = state.tenant_tx(principal.tenant).await?;
     let view = directory::get_team(&mut tx, principal.tenant, id).await?;
     tx.commit().await?;
-    Ok(Json(view.ok_or(ApiError::NotFound)?).into_response())
+    Ok((view.ok_or(ApiError::NotFound)?, done.version))
+}
+
+async fn run_team(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    id: TeamId,
+    commands: Vec<TeamCommand>,
+) -> ApiResult<Response> {
+    let (view, _) = write_team(state, principal, headers, id, commands).await?;
+    Ok(Json(view).into_response())
 }
 
 /// Every user id must be a user of the caller's tenant.
@@ -724,19 +694,6 @@ pub async fn update_team(
     run_team(&state, &principal, &headers, id, commands).await
 }
 
-/// `GET /api/v1/teams/{id}`.
-pub async fn get_team(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let id = TeamId(path_uuid(&id)?);
-    let mut tx = state.tenant_tx(principal.tenant).await?;
-    let view = directory::get_team(&mut tx, principal.tenant, id).await?;
-    tx.commit().await?;
-    Ok(Json(view.ok_or(ApiError::NotFound)?).into_response())
-}
-
 /// `POST /api/v1/teams/{id}/deactivate`.
 pub async fn deactivate_team(
     State(state): State<AppState>,
@@ -768,13 +725,13 @@ pub struct CategoryUpdate {
     description: Option<Option<String>>,
 }
 
-async fn run_category(
+async fn write_category(
     state: &AppState,
     principal: &Principal,
     headers: &HeaderMap,
     id: CategoryId,
     command: CategoryCommand,
-) -> ApiResult<Response> {
+) -> ApiResult<(directory::CategoryView, i64)> {
     let opts = Options {
         metadata: metadata(principal, headers),
         ..Default::default()
@@ -792,7 +749,18 @@ async fn run_category(
     let mut tx = state.tenant_tx(principal.tenant).await?;
     let view = directory::get_category(&mut tx, principal.tenant, id).await?;
     tx.commit().await?;
-    Ok(Json(view.ok_or(ApiError::NotFound)?).into_response())
+    Ok((view.ok_or(ApiError::NotFound)?, done.version))
+}
+
+async fn run_category(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    id: CategoryId,
+    command: CategoryCommand,
+) -> ApiResult<Response> {
+    let (view, _) = write_category(state, principal, headers, id, command).await?;
+    Ok(Json(view).into_response())
 }
 
 /// `PATCH /api/v1/categories/{id}`: moving a category under one of its own descendants (a loop
@@ -853,19 +821,6 @@ pub async fn update_category(
         actor: principal.actor(),
     };
     run_category(&state, &principal, &headers, id, cmd).await
-}
-
-/// `GET /api/v1/categories/{id}`.
-pub async fn get_category(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let id = CategoryId(path_uuid(&id)?);
-    let mut tx = state.tenant_tx(principal.tenant).await?;
-    let view = directory::get_category(&mut tx, principal.tenant, id).await?;
-    tx.commit().await?;
-    Ok(Json(view.ok_or(ApiError::NotFound)?).into_response())
 }
 
 /// `POST /api/v1/categories/{id}/deactivate`.
