@@ -1593,6 +1593,7 @@ async fn deep_cursor(pool: &PgPool, tenant: TenantId, pages: usize) -> anyhow::R
         after = Some(
             p.pagination
                 .next_cursor
+                .clone()
                 .with_context(|| format!("the list ends at page {page}"))?,
         );
     }

@@ -134,9 +134,15 @@ impl Env {
             ),
             ("rm_incident_work_notes", "tenant_id, incident_id, id"),
             ("rm_incident_attachments", "tenant_id, incident_id, id"),
+            (
+                // Cells that dropped to 0 stay; which ones exist depends on the batching.
+                "rm_incident_counts",
+                "tenant_id, status, priority, impact, urgency",
+            ),
         ] {
             let v: Option<serde_json::Value> = sqlx::query_scalar(&format!(
-                "SELECT jsonb_agg(to_jsonb(t) ORDER BY {order}) FROM {table} t"
+                "SELECT jsonb_agg(to_jsonb(t) ORDER BY {order}) FROM {table} t \
+                 WHERE to_jsonb(t)->>'count' IS DISTINCT FROM '0'"
             ))
             .fetch_one(&self.admin)
             .await
@@ -144,6 +150,29 @@ impl Env {
             out.insert(table.into(), v.unwrap_or(serde_json::Value::Null));
         }
         serde_json::Value::Object(out)
+    }
+}
+
+impl Env {
+    /// Asserts that `rm_incident_counts` holds exactly the per-cell counts of `rm_incidents`
+    /// (cells at 0 aside), and returns how many incidents they count.
+    async fn assert_counts_match_rows(&self) -> i64 {
+        let diff: Vec<(Uuid, String, String, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT tenant_id, status, priority, impact, urgency, \
+                    coalesce(c.count, 0), coalesce(r.n, 0) \
+             FROM (SELECT tenant_id, status, priority, impact, urgency, count(*) AS n \
+                   FROM rm_incidents GROUP BY 1, 2, 3, 4, 5) r \
+             FULL JOIN rm_incident_counts c USING (tenant_id, status, priority, impact, urgency) \
+             WHERE coalesce(c.count, 0) <> coalesce(r.n, 0)",
+        )
+        .fetch_all(&self.admin)
+        .await
+        .unwrap();
+        assert!(diff.is_empty(), "counts differ from the rows: {diff:?}");
+        sqlx::query_scalar("SELECT coalesce(sum(count), 0)::int8 FROM rm_incident_counts")
+            .fetch_one(&self.admin)
+            .await
+            .unwrap()
     }
 }
 
@@ -548,21 +577,26 @@ async fn world(env: &Env) -> World {
     }
 }
 
-fn ids(page: &queries::Page<queries::IncidentListItem>) -> Vec<IncidentId> {
+fn ids(page: &queries::IncidentPage) -> Vec<IncidentId> {
     page.data.iter().map(|i| i.id).collect()
 }
 
+/// `list_incidents` as the projector's role, in a transaction scoped to `tenant` (which `q`
+/// needs whatever the role).
 async fn list(
     env: &Env,
     tenant: TenantId,
     filter: &IncidentFilter,
     sort: IncidentSort,
     paging: Paging,
-) -> queries::Page<queries::IncidentListItem> {
-    let mut c = env.sys().await;
-    queries::list_incidents(&mut c, tenant, filter, sort, paging)
+) -> queries::IncidentPage {
+    let mut tx = env.store.pool().begin().await.unwrap();
+    queries::scope_to_tenant(&mut tx, tenant).await.unwrap();
+    let page = queries::list_incidents(&mut tx, tenant, filter, sort, paging)
         .await
-        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    page
 }
 
 /// Every item under `sort`, walking cursors of `limit`.
@@ -584,7 +618,7 @@ async fn walk(env: &Env, tenant: TenantId, sort: IncidentSort, limit: u32) -> Ve
             assert!(page.pagination.next_cursor.is_none());
             return out;
         }
-        after = page.pagination.next_cursor;
+        after = page.pagination.next_cursor.clone();
     }
     panic!("cursor walk does not end");
 }
@@ -1299,6 +1333,7 @@ async fn rebuild_and_replay_reach_the_same_state() {
     env.project(2000).await;
     let once = env.snapshot().await;
     assert_eq!(once["rm_incidents"].as_array().map(Vec::len), Some(6));
+    assert_eq!(env.assert_counts_match_rows().await, 6);
 
     // Replay everything over the existing rows: nothing changes.
     sqlx::query("DELETE FROM projection_checkpoints")
@@ -1307,8 +1342,10 @@ async fn rebuild_and_replay_reach_the_same_state() {
         .unwrap();
     env.project(2000).await;
     assert_eq!(env.snapshot().await, once);
+    assert_eq!(env.assert_counts_match_rows().await, 6);
 
     // Rebuild from zero with tiny batches (state carried across batches through the rows).
+    // Truncating rm_incidents empties rm_incident_counts (trigger).
     sqlx::query(
         "TRUNCATE rm_tenants, rm_users, rm_teams, rm_categories, rm_incidents, \
          rm_incident_history, rm_incident_work_notes, rm_incident_attachments",
@@ -1316,12 +1353,19 @@ async fn rebuild_and_replay_reach_the_same_state() {
     .execute(&env.admin)
     .await
     .unwrap();
+    assert_eq!(env.assert_counts_match_rows().await, 0);
+    let cells: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_incident_counts")
+        .fetch_one(&env.admin)
+        .await
+        .unwrap();
+    assert_eq!(cells, 0);
     sqlx::query("DELETE FROM projection_checkpoints")
         .execute(&env.admin)
         .await
         .unwrap();
     env.project(3).await;
     assert_eq!(env.snapshot().await, once);
+    assert_eq!(env.assert_counts_match_rows().await, 6);
 
     // And replaying the tiny batches once more is still a no-op.
     sqlx::query("DELETE FROM projection_checkpoints")
@@ -1330,6 +1374,7 @@ async fn rebuild_and_replay_reach_the_same_state() {
         .unwrap();
     env.project(1).await;
     assert_eq!(env.snapshot().await, once);
+    assert_eq!(env.assert_counts_match_rows().await, 6);
     let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM projection_dead_letters")
         .fetch_one(&env.admin)
         .await
@@ -1392,4 +1437,440 @@ async fn unknown_incident_event_is_dead_lettered_and_others_are_ignored() {
         .await
         .unwrap();
     assert_eq!(row.get::<String, _>(0), "degraded");
+}
+
+/// A write like the projector's upsert (version-guarded), as the projector's role.
+async fn upsert_incident(env: &Env, id: Uuid, status: &str, version: i64) -> u64 {
+    sqlx::query(
+        "INSERT INTO rm_incidents (tenant_id, id, number, number_seq, title, description, \
+         status, priority, priority_rank, priority_overridden, impact, urgency, reporter_id, \
+         reopen_count, created_at, created_by, updated_at, updated_by, version) \
+         SELECT tenant_id, id, number, number_seq, title, description, $2, priority, \
+         priority_rank, priority_overridden, impact, urgency, reporter_id, reopen_count, \
+         created_at, created_by, updated_at, updated_by, $3 FROM rm_incidents WHERE id = $1 \
+         ON CONFLICT (tenant_id, id) DO UPDATE SET status = EXCLUDED.status, \
+         version = EXCLUDED.version WHERE rm_incidents.version < EXCLUDED.version",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(version)
+    .execute(env.store.pool())
+    .await
+    .unwrap()
+    .rows_affected()
+}
+
+/// The count of one status in `tenant`, from the cells.
+async fn cells_of(env: &Env, tenant: TenantId, status: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(count), 0)::int8 FROM rm_incident_counts \
+         WHERE tenant_id = $1 AND status = $2",
+    )
+    .bind(tenant.0)
+    .bind(status)
+    .fetch_one(&env.admin)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn incident_counts_follow_every_write_and_only_actual_changes() {
+    let env = Env::new().await;
+    let w = world(&env).await;
+    env.project(2000).await;
+    assert_eq!(env.assert_counts_match_rows().await, 6);
+    assert_eq!(cells_of(&env, w.a, "resolved").await, 1);
+    let v = w.incidents[0].version;
+
+    // A stale write (what a replayed or concurrent batch sends): the guard skips it, and the
+    // counts do not move.
+    assert_eq!(upsert_incident(&env, w.mail.0, "closed", v - 1).await, 0);
+    assert_eq!(upsert_incident(&env, w.mail.0, "closed", v).await, 0);
+    assert_eq!(cells_of(&env, w.a, "resolved").await, 1);
+    assert_eq!(cells_of(&env, w.a, "closed").await, 0);
+    // A newer one moves the incident from one cell to the other.
+    assert_eq!(upsert_incident(&env, w.mail.0, "closed", v + 1).await, 1);
+    assert_eq!(cells_of(&env, w.a, "resolved").await, 0);
+    assert_eq!(cells_of(&env, w.a, "closed").await, 1);
+    assert_eq!(env.assert_counts_match_rows().await, 6);
+    // Writes that change no counted column (the SLA engine's) change no count.
+    sqlx::query("UPDATE rm_incidents SET resolution_due_at = now(), title = title || '!'")
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(env.assert_counts_match_rows().await, 6);
+    // Deletes count too.
+    sqlx::query("DELETE FROM rm_incidents WHERE id = $1")
+        .bind(w.b_incident.0)
+        .execute(&env.admin)
+        .await
+        .unwrap();
+    assert_eq!(env.assert_counts_match_rows().await, 5);
+
+    // Page-mode totals of status/priority/impact/urgency filters come from the cells.
+    let f = IncidentFilter {
+        status: vec![IncidentStatus::Closed, IncidentStatus::New],
+        priority: vec![Priority::Low, Priority::Critical, Priority::Medium],
+        ..Default::default()
+    };
+    let expected: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rm_incidents WHERE tenant_id = $1 \
+         AND status IN ('closed', 'new') AND priority IN ('low', 'critical', 'medium')",
+    )
+    .bind(w.a.0)
+    .fetch_one(&env.admin)
+    .await
+    .unwrap();
+    let page = list(&env, w.a, &f, IncidentSort::default(), Paging::default()).await;
+    assert_eq!(page.pagination.total_items, Some(expected as u64));
+    assert_eq!(page.pagination.total_items_exact, Some(true));
+    assert_eq!(page.data.len() as i64, expected);
+
+    // RLS: an app session sees its tenant's cells only, and none unscoped; it cannot write.
+    let mut tx = env.app.begin().await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_incident_counts")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    queries::scope_to_tenant(&mut tx, w.a).await.unwrap();
+    let tenants: Vec<Uuid> =
+        sqlx::query_scalar("SELECT DISTINCT tenant_id FROM rm_incident_counts")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(tenants, vec![w.a.0]);
+    let err = sqlx::query("UPDATE rm_incident_counts SET count = 0")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("42501")
+    );
+    tx.rollback().await.unwrap();
+}
+
+/// Tenant C of [`incident_list_totals_and_search_at_scale`]: `BULK` incidents written
+/// straight into the read model, one minute apart (`i` = 1 oldest … `BULK` newest). With
+/// `p = BULK + 1 - i` the position from the newest, the titles hold:
+/// - `bulk` always (dense: every page is found by the first walk);
+/// - `zyxthird` where `p % 3 = 0` (3,500: dense, but few enough to count through the index);
+/// - `qwmid` where `3001 ≤ p ≤ 4200` (1,200 from the 3,001st newest on: beyond the first
+///   walk, found by the second);
+/// - `qwold` where `p > 9300` (the 1,200 oldest: beyond both walks, the plain query);
+/// - `qwrare` where `p % 200 = 7` (53: all found through the trigram index).
+const BULK: i64 = 10_500;
+
+async fn bulk_tenant(env: &Env, team: Uuid, category: Uuid) -> TenantId {
+    let c = TenantId::new();
+    sqlx::query(
+        "INSERT INTO rm_incidents (tenant_id, id, number, number_seq, title, description, \
+         status, priority, priority_rank, priority_overridden, impact, urgency, category_id, \
+         team_id, reporter_id, reopen_count, created_at, created_by, updated_at, updated_by, \
+         version) \
+         SELECT $1, gen_random_uuid(), 'INC' || lpad(i::text, 6, '0'), i, \
+           'Bulk incident ' || i \
+             || CASE WHEN p % 3 = 0 THEN ' zyxthird' ELSE '' END \
+             || CASE WHEN p BETWEEN 3001 AND 4200 THEN ' qwmid' ELSE '' END \
+             || CASE WHEN p > 9300 THEN ' qwold' ELSE '' END \
+             || CASE WHEN p % 200 = 7 THEN ' qwrare' ELSE '' END, \
+           '', (ARRAY['new','assigned','in_progress','on_hold','resolved','closed', \
+                      'cancelled'])[1 + i % 7], \
+           (ARRAY['low','medium','high','critical'])[1 + i % 4], i % 4, false, \
+           (ARRAY['low','medium','high','extensive'])[1 + i % 3], \
+           (ARRAY['low','medium','high','critical'])[1 + i % 5 % 4], \
+           CASE WHEN i % 3 = 0 THEN $3 END, $2, $4, 0, \
+           $5::timestamptz + make_interval(mins => i::int), '\"system\"', \
+           $5::timestamptz + make_interval(mins => i::int), '\"system\"', 1 \
+         FROM generate_series(1, $6::int8) AS i, LATERAL (SELECT $6 + 1 - i AS p) AS x",
+    )
+    .bind(c.0)
+    .bind(team)
+    .bind(category)
+    .bind(Uuid::now_v7())
+    .bind(t0())
+    .bind(BULK)
+    .execute(&env.admin)
+    .await
+    .unwrap();
+    c
+}
+
+/// The ids of a page of `tenant`'s incidents matching `q` (and `status`), computed plainly.
+async fn reference(
+    env: &Env,
+    tenant: TenantId,
+    q: &str,
+    status: Option<&str>,
+    order: &str,
+    limit: i64,
+    offset: i64,
+) -> Vec<IncidentId> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
+        "SELECT id FROM rm_incidents WHERE tenant_id = $1 AND search_text ILIKE $2 \
+         AND ($3::text IS NULL OR status = $3) ORDER BY {order} LIMIT $4 OFFSET $5"
+    ))
+    .bind(tenant.0)
+    .bind(format!("%{q}%"))
+    .bind(status)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&env.admin)
+    .await
+    .unwrap();
+    ids.into_iter().map(IncidentId).collect()
+}
+
+#[tokio::test]
+async fn incident_list_totals_and_search_at_scale() {
+    let env = Env::new().await;
+    let (team, category) = (Uuid::now_v7(), Uuid::now_v7());
+    let c = bulk_tenant(&env, team, category).await;
+    sqlx::query("ANALYZE rm_incidents")
+        .execute(&env.admin)
+        .await
+        .unwrap();
+    // The triggers counted the rows written directly.
+    assert_eq!(env.assert_counts_match_rows().await, BULK);
+    let all = IncidentFilter::default();
+    let json = |p: &queries::IncidentPage| serde_json::to_value(&p.pagination).unwrap();
+
+    // No filter, or only counted fields: exact, from the cells.
+    let page = list(&env, c, &all, IncidentSort::default(), Paging::default()).await;
+    assert_eq!(page.pagination.total_items, Some(BULK as u64));
+    assert_eq!(
+        json(&page).get("total_items_exact"),
+        None,
+        "exact: not added"
+    );
+    let f = IncidentFilter {
+        status: vec![IncidentStatus::New],
+        impact: vec![Impact::Extensive],
+        ..Default::default()
+    };
+    let expected: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rm_incidents WHERE tenant_id = $1 AND status = 'new' \
+         AND impact = 'extensive'",
+    )
+    .bind(c.0)
+    .fetch_one(&env.admin)
+    .await
+    .unwrap();
+    let page = list(&env, c, &f, IncidentSort::default(), Paging::default()).await;
+    assert_eq!(
+        (
+            page.pagination.total_items,
+            page.pagination.total_items_exact
+        ),
+        (Some(expected as u64), Some(true))
+    );
+
+    // Other filters: exact up to the cap…
+    let f = IncidentFilter {
+        category_id: Some(CategoryId(category)),
+        ..Default::default()
+    };
+    let page = list(&env, c, &f, IncidentSort::default(), Paging::default()).await;
+    assert_eq!(page.pagination.total_items, Some(BULK as u64 / 3));
+    assert_eq!(page.pagination.total_items_exact, Some(true));
+    // …and the cap beyond it, flagged.
+    let f = IncidentFilter {
+        team_id: Some(TeamId(team)),
+        ..Default::default()
+    };
+    let page = list(&env, c, &f, IncidentSort::default(), Paging::default()).await;
+    assert_eq!(
+        json(&page),
+        serde_json::json!({"current_page": 1, "total_pages": 500, "page_size": 20,
+            "total_items": 10_000, "has_next": true, "has_prev": false,
+            "total_items_exact": false})
+    );
+    // A page beyond the cap raises the lower bound to what it proves.
+    let page = list(&env, c, &f, IncidentSort::default(), Paging::page(510, 20)).await;
+    assert_eq!(page.data.len(), 20);
+    let p = &page.pagination;
+    assert_eq!(
+        (
+            p.total_items,
+            p.total_pages,
+            p.has_next,
+            p.total_items_exact
+        ),
+        (Some(10_201), Some(511), true, Some(false))
+    );
+    let page = list(&env, c, &f, IncidentSort::default(), Paging::page(526, 20)).await;
+    assert_eq!(page.data.len(), 0);
+    assert!(!page.pagination.has_next);
+
+    // q: every strategy returns what the plain query returns, in every sort and page.
+    let sorts = [
+        (IncidentSort::CreatedAtDesc, "created_at DESC, id DESC"),
+        (IncidentSort::CreatedAtAsc, "created_at ASC, id ASC"),
+        (
+            IncidentSort::PriorityDesc,
+            "priority_rank DESC, created_at DESC, id DESC",
+        ),
+        (IncidentSort::UpdatedAtAsc, "updated_at ASC, id ASC"),
+    ];
+    for term in [
+        "bulk", "zyxthird", "qwmid", "qwold", "qwrare", "QWRARE", "nomatch",
+    ] {
+        let f = IncidentFilter {
+            q: Some(term.into()),
+            ..Default::default()
+        };
+        for (sort, order) in sorts {
+            for (page, limit) in [(1u32, 20u32), (3, 20), (2, 100)] {
+                let got = list(&env, c, &f, sort, Paging::page(page, limit)).await;
+                let offset = i64::from((page - 1) * limit);
+                let want = reference(&env, c, term, None, order, limit.into(), offset).await;
+                assert_eq!(ids(&got), want, "q={term} {sort} page {page} of {limit}");
+            }
+        }
+    }
+    // Totals (newest first): exact for few matches, lower bounds for many.
+    for (term, total, exact) in [
+        ("bulk", 21, false),       // dense in a large tenant: what the page proves
+        ("zyxthird", 1000, false), // dense, but few enough to ask the index: the cap
+        ("qwmid", 1000, false),
+        ("qwold", 1000, false),
+        ("qwrare", 53, true),
+        ("nomatch", 0, true),
+    ] {
+        let f = IncidentFilter {
+            q: Some(term.into()),
+            ..Default::default()
+        };
+        let page = list(&env, c, &f, IncidentSort::default(), Paging::default()).await;
+        let p = &page.pagination;
+        assert_eq!(
+            (p.total_items, p.total_items_exact),
+            (Some(total), Some(exact)),
+            "q={term}"
+        );
+        assert_eq!(p.has_next, total > 20, "q={term}");
+    }
+    // q with another filter.
+    let f = IncidentFilter {
+        q: Some("qwmid".into()),
+        status: vec![IncidentStatus::Closed],
+        ..Default::default()
+    };
+    let got = list(&env, c, &f, IncidentSort::default(), Paging::page(2, 20)).await;
+    let want = reference(
+        &env,
+        c,
+        "qwmid",
+        Some("closed"),
+        "created_at DESC, id DESC",
+        20,
+        20,
+    )
+    .await;
+    assert_eq!(ids(&got), want);
+    assert_eq!(got.pagination.total_items_exact, Some(false));
+    let f = IncidentFilter {
+        q: Some("qwrare".into()),
+        category_id: Some(CategoryId(category)),
+        ..Default::default()
+    };
+    let got = list(&env, c, &f, IncidentSort::default(), Paging::default()).await;
+    let want = reference(&env, c, "qwrare", None, "created_at DESC, id DESC", 1000, 0).await;
+    let in_category: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rm_incidents WHERE tenant_id = $1 AND category_id = $2 \
+         AND search_text ILIKE '%qwrare%'",
+    )
+    .bind(c.0)
+    .bind(category)
+    .fetch_one(&env.admin)
+    .await
+    .unwrap();
+    assert!(in_category > 0 && (in_category as usize) < want.len());
+    assert_eq!(
+        (got.pagination.total_items, got.pagination.total_items_exact),
+        (Some(in_category as u64), Some(true))
+    );
+
+    // Cursors walk every match of each strategy in order.
+    for term in ["qwmid", "qwold", "qwrare", "zyxthird"] {
+        let f = IncidentFilter {
+            q: Some(term.into()),
+            ..Default::default()
+        };
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let page = list(
+                &env,
+                c,
+                &f,
+                IncidentSort::CreatedAtDesc,
+                Paging::Cursor { after, limit: 100 },
+            )
+            .await;
+            walked.extend(ids(&page));
+            if !page.pagination.has_next {
+                break;
+            }
+            after = page.pagination.next_cursor.clone();
+        }
+        let want = reference(&env, c, term, None, "created_at DESC, id DESC", BULK, 0).await;
+        assert_eq!(walked, want, "q={term}");
+    }
+
+    // As the app role (RLS): the same answers; the search function serves only the scoped
+    // tenant.
+    for term in ["qwrare", "qwold", "bulk"] {
+        let f = IncidentFilter {
+            q: Some(term.into()),
+            ..Default::default()
+        };
+        let mut tx = env.app.begin().await.unwrap();
+        queries::scope_to_tenant(&mut tx, c).await.unwrap();
+        let got =
+            queries::list_incidents(&mut tx, c, &f, IncidentSort::default(), Paging::default())
+                .await
+                .unwrap();
+        tx.commit().await.unwrap();
+        let want = reference(&env, c, term, None, "created_at DESC, id DESC", 20, 0).await;
+        assert_eq!(ids(&got), want, "app role, q={term}");
+    }
+    let other = TenantId::new();
+    for scope in [None, Some(other)] {
+        let mut tx = env.app.begin().await.unwrap();
+        if let Some(t) = scope {
+            queries::scope_to_tenant(&mut tx, t).await.unwrap();
+        }
+        let err = sqlx::query("SELECT id FROM eventdesk_incident_search($1, 'qwrare', 10)")
+            .bind(c.0)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.as_database_error().and_then(|e| e.code()).as_deref(),
+            Some("42501"),
+            "scope {scope:?}"
+        );
+        tx.rollback().await.unwrap();
+    }
+    // Wildcards in the term are literal inside the function too.
+    let mut tx = env.app.begin().await.unwrap();
+    queries::scope_to_tenant(&mut tx, c).await.unwrap();
+    for (term, n) in [
+        ("qwra%", 0usize),
+        ("qwra_e", 0),
+        ("qwrare", 53),
+        ("bul", 1001),
+    ] {
+        let found: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM eventdesk_incident_search($1, $2, 1001)")
+                .bind(c.0)
+                .bind(term)
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+        assert_eq!(found.len(), n, "{term}");
+    }
+    tx.rollback().await.unwrap();
 }

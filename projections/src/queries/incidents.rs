@@ -1,6 +1,51 @@
 //! Incident list and detail.
+//!
+//! # Totals of the list (page mode)
+//!
+//! `pagination.total_items` is exact wherever that is cheap, and a lower bound otherwise —
+//! then `"total_items_exact": false` is added to the pagination object (it is absent when the
+//! total is exact, and in cursor mode, which computes no totals). `total_pages` follows from
+//! `total_items`; `has_next` is always exact (the page query fetches one row more than the
+//! page). An inexact total is never below what the page itself proves
+//! (`offset + rows on the page + 1 if has_next`).
+//!
+//! | filters | total_items |
+//! |---|---|
+//! | none, or only `status`/`priority`/`impact`/`urgency` | exact: the sum of the tenant's matching `rm_incident_counts` cells, whatever the number of incidents |
+//! | also team, category, assignee, reporter, the requester scope or dates (no `q`) | exact up to [`COUNT_CAP`] (10,000) matches; beyond, [`COUNT_CAP`] and not exact |
+//! | `q` with at most [`SEARCH_CAP`] (1,000) matches | exact |
+//! | `q` with more | [`SEARCH_CAP`] or, if the term is found on the first walk (below) of a large tenant, only what the page proves; not exact |
+//!
+//! # Search (`q`)
+//!
+//! `q` is a case-insensitive substring of number, title or description, in any script; `%`,
+//! `_` and `\` match literally. Under row-level security PostgreSQL cannot use the trigram
+//! index for `ILIKE` (the operator is not LEAKPROOF), and its planner cannot estimate how many
+//! rows match. The list therefore finds a page in up to three steps, each bounded:
+//! 1. **Walk**: the tenant's first `100 × (offset + limit + 1)` incidents (2,000 to 5,000) in
+//!    the list's order, filtered by `ILIKE`. A term in ~1% of the incidents or more is found
+//!    here, after about `limit × incidents / matches` rows.
+//! 2. **Index**: the `SECURITY DEFINER` function `eventdesk_incident_search(tenant, term,
+//!    limit)` (migration 0007) uses the trigram index and returns up to [`SEARCH_CAP`] + 1 ids;
+//!    it searches only the tenant the transaction is scoped to. With at most [`SEARCH_CAP`]
+//!    matches the page query selects among them by id, however rare the term.
+//! 3. **Long walk**: more matches than that, but not in the first walk: a longer walk, as
+//!    long as the density of over [`SEARCH_CAP`] matches needs, up to 200,000 incidents;
+//!    failing that, the plain query.
+//!
+//! The trigram index's work grows with the number of matches (tens of milliseconds for a
+//! term in 10% of a million incidents) while a walk's shrinks, hence the order. Counting the
+//! matches of a term found by the first walk uses the index only when the walk's density
+//! predicts at most 4 × [`SEARCH_CAP`] matches.
+//!
+//! Every sort, filter, page and cursor mode work with all three. Slow cases that remain: a
+//! frequent term combined with a selective filter (the walk passes many rows the filter
+//! rejects), deep pages of frequent terms (the walk grows with the offset — use cursors), and a
+//! rare term without three consecutive letters or digits (no trigram: a sequential scan).
+//! A `q` call needs a transaction scoped with [`super::scope_to_tenant`] to the listed tenant,
+//! whatever the role.
 
-use super::paging::{Cursor, ListQuery, Select, fetch_page};
+use super::paging::{CappedPagination, Cursor, Pagination, Rows};
 use super::{Page, Paging, QueryError, Result, parse_col, parse_opt_col};
 use crate::incidents::priority_rank;
 use chrono::{DateTime, Utc};
@@ -378,9 +423,9 @@ impl std::str::FromStr for IncidentSort {
 // Queries
 // ---------------------------------------------------------------------------------------------
 
-/// The columns of [`IncidentListItem`] and [`IncidentDetail`], with the embedded objects
-/// joined in (one query, no N+1).
-const INCIDENT_FROM: &str = "SELECT i.id, i.number, i.title, i.description, i.status, \
+/// The columns of [`IncidentListItem`] and [`IncidentDetail`] (`i` is the incident; the
+/// embedded objects come from [`INCIDENT_JOINS`], so one query, no N+1).
+const INCIDENT_COLUMNS: &str = "SELECT i.id, i.number, i.title, i.description, i.status, \
      i.priority, i.impact, i.urgency, i.hold_reason, i.resolution, i.reopen_count, \
      i.response_due_at, i.resolution_due_at, i.responded_at, i.resolved_at, i.closed_at, \
      i.cancelled_at, i.created_at, i.updated_at, i.version, i.priority_overridden, \
@@ -389,8 +434,10 @@ const INCIDENT_FROM: &str = "SELECT i.id, i.number, i.title, i.description, i.st
      r.last_name AS reporter_last_name, \
      i.assignee_id, a.username AS assignee_username, a.first_name AS assignee_first_name, \
      a.last_name AS assignee_last_name, \
-     i.team_id, t.name AS team_name, i.category_id, c.name AS category_name \
-     FROM rm_incidents i \
+     i.team_id, t.name AS team_name, i.category_id, c.name AS category_name";
+
+/// The joins of the embedded reporter, assignee, team and category.
+const INCIDENT_JOINS: &str = " \
      LEFT JOIN rm_users r ON r.tenant_id = i.tenant_id AND r.id = i.reporter_id \
      LEFT JOIN rm_users a ON a.tenant_id = i.tenant_id AND a.id = i.assignee_id \
      LEFT JOIN rm_teams t ON t.tenant_id = i.tenant_id AND t.id = i.team_id \
@@ -414,20 +461,66 @@ fn names<T: Copy>(values: &[T], as_str: fn(T) -> &'static str) -> Vec<String> {
     values.iter().map(|v| as_str(*v).to_owned()).collect()
 }
 
-/// Pushes ` WHERE i.tenant_id = … AND <filters>`.
-fn push_filters(qb: &mut QueryBuilder<'static, Postgres>, tenant: TenantId, f: &IncidentFilter) {
-    qb.push(" WHERE i.tenant_id = ").push_bind(tenant.0);
-    let any = |qb: &mut QueryBuilder<'static, Postgres>, col: &str, v: Vec<String>| {
+/// How a list query applies `q`.
+#[derive(Debug, Clone, Copy)]
+enum SearchBy<'a> {
+    /// No `q`.
+    Nothing,
+    /// `i.id = ANY(…)`: the matches (found through the trigram index by [`SEARCH_FN`]).
+    Ids(&'a [Uuid]),
+    /// `i.search_text ILIKE '%q%'` as a plain condition (under RLS never an index condition).
+    Pattern(&'a str),
+}
+
+/// The term of `q`, if any (trimmed; blank means none).
+fn search_term(f: &IncidentFilter) -> Option<&str> {
+    f.q.as_deref().map(str::trim).filter(|q| !q.is_empty())
+}
+
+/// Whether `f` filters on anything besides `q`.
+fn filters_beyond_q(f: &IncidentFilter) -> bool {
+    !(f.status.is_empty()
+        && f.priority.is_empty()
+        && f.impact.is_empty()
+        && f.urgency.is_empty()
+        && only_counted_fields(f))
+}
+
+/// Whether `f` filters on nothing but `q` and the four fields of `rm_incident_counts`.
+fn only_counted_fields(f: &IncidentFilter) -> bool {
+    f.assignee_id.is_none()
+        && f.team_id.is_none()
+        && f.category_id.is_none()
+        && f.reporter_id.is_none()
+        && f.only_reporter.is_none()
+        && f.created_after.is_none()
+        && f.created_before.is_none()
+}
+
+/// Pushes ` AND col = ANY(…)` for each of the four counted fields that `f` filters on.
+fn push_cell_filters(qb: &mut QueryBuilder<'static, Postgres>, alias: &str, f: &IncidentFilter) {
+    let mut any = |col: &str, v: Vec<String>| {
         if !v.is_empty() {
-            qb.push(format_args!(" AND {col} = ANY("))
+            qb.push(format_args!(" AND {alias}{col} = ANY("))
                 .push_bind(v)
                 .push(")");
         }
     };
-    any(qb, "i.status", names(&f.status, IncidentStatus::as_str));
-    any(qb, "i.priority", names(&f.priority, Priority::as_str));
-    any(qb, "i.impact", names(&f.impact, Impact::as_str));
-    any(qb, "i.urgency", names(&f.urgency, Urgency::as_str));
+    any("status", names(&f.status, IncidentStatus::as_str));
+    any("priority", names(&f.priority, Priority::as_str));
+    any("impact", names(&f.impact, Impact::as_str));
+    any("urgency", names(&f.urgency, Urgency::as_str));
+}
+
+/// Pushes ` WHERE i.tenant_id = … AND <filters>`, with `q` applied as `search` says.
+fn push_filters(
+    qb: &mut QueryBuilder<'static, Postgres>,
+    tenant: TenantId,
+    f: &IncidentFilter,
+    search: SearchBy<'_>,
+) {
+    qb.push(" WHERE i.tenant_id = ").push_bind(tenant.0);
+    push_cell_filters(qb, "i.", f);
     let eq = |qb: &mut QueryBuilder<'static, Postgres>, col: &str, v: Option<Uuid>| {
         if let Some(v) = v {
             qb.push(format_args!(" AND {col} = ")).push_bind(v);
@@ -444,9 +537,17 @@ fn push_filters(qb: &mut QueryBuilder<'static, Postgres>, tenant: TenantId, f: &
     if let Some(t) = f.created_before {
         qb.push(" AND i.created_at < ").push_bind(t);
     }
-    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        qb.push(" AND i.search_text ILIKE ")
-            .push_bind(like_literal(q));
+    match search {
+        SearchBy::Nothing => {}
+        SearchBy::Ids(ids) => {
+            qb.push(" AND i.id = ANY(")
+                .push_bind(ids.to_vec())
+                .push(")");
+        }
+        SearchBy::Pattern(q) => {
+            qb.push(" AND i.search_text ILIKE ")
+                .push_bind(like_literal(q));
+        }
     }
 }
 
@@ -527,39 +628,335 @@ fn actor_summary(row: &PgRow) -> Result<ActorSummary> {
     })
 }
 
+/// A page of incidents: `{"data": […], "pagination": {…}}`, where the pagination object gets
+/// `"total_items_exact": false` when the total is a lower bound (see the module docs).
+pub type IncidentPage = Page<IncidentListItem, CappedPagination>;
+
+/// Page-mode totals of filters beyond the counted fields are counted up to this many
+/// incidents; beyond it `total_items` is this (a lower bound) and `total_items_exact` false.
+pub const COUNT_CAP: u64 = 10_000;
+
+/// The matches of `q` are counted up to this many; beyond it (or when counting would be
+/// expensive, see the module docs) the total is a lower bound and `total_items_exact` false.
+pub const SEARCH_CAP: u64 = 1_000;
+
+/// The first attempt at a `q` page examines this many incidents of the tenant in the list's
+/// order per item it needs (so terms in at least ~1% of the incidents are answered by it),
+/// within [`WALK_MIN`]`..=`[`WALK_MAX`].
+const WALK_PER_ITEM: u64 = 100;
+/// See [`WALK_PER_ITEM`].
+const WALK_MIN: u64 = 2_000;
+/// See [`WALK_PER_ITEM`].
+const WALK_MAX: u64 = 5_000;
+/// The longest second walk (see [`walk_far`]): a few hundred milliseconds, about what the
+/// plain query's sequential scan takes.
+const WALK_FAR_MAX: u64 = 200_000;
+
+/// The search function of migration 0007: `(tenant, term, limit)` → ids.
+const SEARCH_FN: &str = "SELECT id FROM eventdesk_incident_search($1, $2, $3)";
+
+/// Up to [`SEARCH_CAP`] + 1 ids of incidents matching `term`, through the trigram index.
+async fn search_probe(conn: &mut PgConnection, tenant: TenantId, term: &str) -> Result<Vec<Uuid>> {
+    let limit = i32::try_from(SEARCH_CAP + 1).unwrap_or(i32::MAX);
+    Ok(sqlx::query_scalar(SEARCH_FN)
+        .bind(tenant.0)
+        .bind(term)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// How the rows query reads `rm_incidents`.
+#[derive(Debug, Clone, Copy)]
+enum Walk<'a> {
+    /// Every row matching the filters, `q` applied as said.
+    Full(SearchBy<'a>),
+    /// Only the tenant's first `rows` incidents in the list's order (after the cursor); the
+    /// filters and `search_text ILIKE` apply to those. Bounds the work for a frequent term.
+    Bounded { term: &'a str, rows: u64 },
+}
+
+/// The rows of a page of incidents (one more than the limit is fetched for `has_next`), and
+/// for a [`Walk::Bounded`] how many incidents it examined up to the last row fetched.
+async fn incident_rows(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    f: &IncidentFilter,
+    sort: IncidentSort,
+    paging: &Paging,
+    walk: Walk<'_>,
+) -> Result<(Rows<IncidentListItem>, Option<i64>)> {
+    let limit = paging.limit();
+    let (offset, cursor) = match paging {
+        Paging::Page { page, .. } => (i64::from((*page).max(1) - 1) * i64::from(limit), None),
+        Paging::Cursor { after, .. } => (
+            0,
+            after
+                .as_deref()
+                .map(|a| Cursor::decode(a, sort.as_str()))
+                .transpose()?,
+        ),
+    };
+    let mut qb = QueryBuilder::new(INCIDENT_COLUMNS);
+    match walk {
+        Walk::Full(search) => {
+            qb.push(" FROM rm_incidents i").push(INCIDENT_JOINS);
+            push_filters(&mut qb, tenant, f, search);
+            if let Some(c) = &cursor {
+                sort.push_after(&mut qb, c)?;
+            }
+        }
+        Walk::Bounded { term, rows } => {
+            qb.push(", i.walk_pos FROM (SELECT i.*, row_number() OVER (ORDER BY ")
+                .push(sort.order_by())
+                .push(") AS walk_pos FROM rm_incidents i WHERE i.tenant_id = ")
+                .push_bind(tenant.0);
+            if let Some(c) = &cursor {
+                sort.push_after(&mut qb, c)?;
+            }
+            qb.push(" ORDER BY ")
+                .push(sort.order_by())
+                .push(" LIMIT ")
+                .push_bind(i64::try_from(rows).unwrap_or(i64::MAX))
+                .push(") i")
+                .push(INCIDENT_JOINS);
+            push_filters(&mut qb, tenant, f, SearchBy::Pattern(term));
+        }
+    }
+    qb.push(" ORDER BY ")
+        .push(sort.order_by())
+        .push(" LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+    if offset > 0 {
+        qb.push(" OFFSET ").push_bind(offset);
+    }
+    let rows = qb.build().fetch_all(&mut *conn).await?;
+    let walked = match (walk, rows.last()) {
+        (Walk::Bounded { .. }, Some(last)) => Some(last.try_get::<i64, _>("walk_pos")?),
+        _ => None,
+    };
+    let mut data = rows.iter().map(list_item).collect::<Result<Vec<_>>>()?;
+    let has_next = data.len() > limit as usize;
+    data.truncate(limit as usize);
+    let next_cursor = match paging {
+        Paging::Cursor { .. } if has_next => data.last().map(|i| sort.cursor_of(i).encode()),
+        _ => None,
+    };
+    Ok((
+        Rows {
+            data,
+            has_next,
+            next_cursor,
+        },
+        walked,
+    ))
+}
+
+/// What is known about the matches of `q` once the page is found.
+enum Matches {
+    /// No `q`.
+    NoSearch,
+    /// Every match (at most [`SEARCH_CAP`]), found through the trigram index.
+    All(Vec<Uuid>),
+    /// More than [`SEARCH_CAP`]: `SEARCH_CAP + 1` of them.
+    Many(Vec<Uuid>),
+    /// The first bounded walk found the page after examining `walked` incidents.
+    Dense { walked: u64 },
+}
+
+/// Sum of the tenant's `rm_incident_counts` cells matching the counted fields of `f`.
+async fn count_cells(conn: &mut PgConnection, tenant: TenantId, f: &IncidentFilter) -> Result<u64> {
+    let mut qb = QueryBuilder::new(
+        "SELECT coalesce(sum(c.count), 0)::int8 FROM rm_incident_counts c WHERE c.tenant_id = ",
+    );
+    qb.push_bind(tenant.0);
+    push_cell_filters(&mut qb, "c.", f);
+    let n: i64 = qb.build().fetch_one(&mut *conn).await?.try_get(0)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// `count(*)` of at most `cap + 1` incidents matching `f` (with `q` as `search` says):
+/// `(min(count, cap), count <= cap)`.
+async fn count_capped(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    f: &IncidentFilter,
+    search: SearchBy<'_>,
+    cap: u64,
+) -> Result<(u64, bool)> {
+    let mut qb = QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM rm_incidents i");
+    push_filters(&mut qb, tenant, f, search);
+    qb.push(" LIMIT ")
+        .push_bind(i64::try_from(cap + 1).unwrap_or(i64::MAX))
+        .push(") s");
+    let n: i64 = qb.build().fetch_one(&mut *conn).await?.try_get(0)?;
+    let n = u64::try_from(n).unwrap_or(0);
+    Ok((n.min(cap), n <= cap))
+}
+
+/// How many of the matches `ids` of `q` pass the other filters of `f`.
+async fn count_among(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    f: &IncidentFilter,
+    ids: &[Uuid],
+) -> Result<u64> {
+    if !filters_beyond_q(f) {
+        return Ok(ids.len() as u64);
+    }
+    let mut qb = QueryBuilder::new("SELECT count(*) FROM rm_incidents i");
+    push_filters(&mut qb, tenant, f, SearchBy::Ids(ids));
+    let n: i64 = qb.build().fetch_one(&mut *conn).await?.try_get(0)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The page-mode total: `(items, exact)`; an inexact `items` is a lower bound (the caller
+/// raises it to what the page proves). See the module docs for the rules.
+async fn count(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    f: &IncidentFilter,
+    matches: &Matches,
+    needed: u64,
+) -> Result<(u64, bool)> {
+    let term = search_term(f).unwrap_or_default();
+    match matches {
+        Matches::NoSearch if only_counted_fields(f) => {
+            Ok((count_cells(conn, tenant, f).await?, true))
+        }
+        Matches::NoSearch => count_capped(conn, tenant, f, SearchBy::Nothing, COUNT_CAP).await,
+        Matches::All(ids) => Ok((count_among(conn, tenant, f, ids).await?, true)),
+        Matches::Many(probe) => {
+            let n = count_among(conn, tenant, f, probe).await?;
+            Ok((n.min(SEARCH_CAP), false))
+        }
+        Matches::Dense { walked } => {
+            // The walk saw `needed` matches in `walked` incidents: estimate the matches of the
+            // tenant, and count them only if that is cheap (the trigram index's work grows with
+            // the number of matches); otherwise the page's lower bound stands.
+            let incidents = count_cells(conn, tenant, &IncidentFilter::default()).await?;
+            let estimate = incidents.saturating_mul(needed) / (*walked).max(1);
+            if estimate > 4 * SEARCH_CAP {
+                Ok((0, false))
+            } else {
+                let probe = search_probe(conn, tenant, term).await?;
+                let n = count_among(conn, tenant, f, &probe).await?;
+                if probe.len() as u64 <= SEARCH_CAP {
+                    Ok((n, true))
+                } else {
+                    Ok((n.min(SEARCH_CAP), false))
+                }
+            }
+        }
+    }
+}
+
+/// The page of a term with more than [`SEARCH_CAP`] matches that the first walk did not find:
+/// 3. a longer bounded walk, as long as the density the matches have at least (over
+///    [`SEARCH_CAP`] of the tenant's incidents) needs on average, twice, up to
+///    [`WALK_FAR_MAX`] incidents — this keeps the plan an ordered index walk, which the
+///    planner, blind to the selectivity of ILIKE under RLS, would not choose for deeper pages;
+/// 4. failing that, the plain query.
+async fn walk_far(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    f: &IncidentFilter,
+    sort: IncidentSort,
+    paging: &Paging,
+    term: &str,
+    needed: u64,
+) -> Result<Rows<IncidentListItem>> {
+    let incidents = count_cells(conn, tenant, &IncidentFilter::default()).await?;
+    let rows = (needed.saturating_mul(incidents) / (SEARCH_CAP + 1))
+        .saturating_mul(2)
+        .clamp(WALK_MAX, WALK_FAR_MAX);
+    let walk = Walk::Bounded { term, rows };
+    let (found, _) = incident_rows(conn, tenant, f, sort, paging, walk).await?;
+    if found.has_next || rows >= incidents {
+        return Ok(found);
+    }
+    let walk = Walk::Full(SearchBy::Pattern(term));
+    Ok(incident_rows(conn, tenant, f, sort, paging, walk).await?.0)
+}
+
 /// A page of the tenant's incidents matching `filter`, in `sort` order.
 ///
-/// Page mode runs a COUNT and the page query; cursor mode only the page query (keyset, all
-/// sorts). The embedded reporter/assignee/team/category come from LEFT JOINs in the same query.
+/// Without `q`: the page query, and in page mode one count. With `q` (see the module docs):
+/// a bounded walk first; if it does not find the page, the search function and the page by
+/// id or by an unbounded walk; in page mode up to three small statements for the total. The
+/// embedded reporter/assignee/team/category come from LEFT JOINs in the page query.
+///
+/// With `q`, the transaction must be scoped to `tenant` ([`super::scope_to_tenant`]) whatever
+/// the role: the search function refuses any other tenant.
 pub async fn list_incidents(
     conn: &mut PgConnection,
     tenant: TenantId,
     filter: &IncidentFilter,
     sort: IncidentSort,
     paging: Paging,
-) -> Result<Page<IncidentListItem>> {
-    let base = |qb: &mut QueryBuilder<'static, Postgres>, select: Select| {
-        match select {
-            Select::Count => qb.push("SELECT count(*) FROM rm_incidents i"),
-            Select::Rows => qb.push(INCIDENT_FROM),
-        };
-        push_filters(qb, tenant, filter);
+) -> Result<IncidentPage> {
+    let limit = paging.limit();
+    let offset = match &paging {
+        Paging::Page { page, .. } => u64::from((*page).max(1) - 1) * u64::from(limit),
+        Paging::Cursor { .. } => 0,
     };
-    let after = |qb: &mut QueryBuilder<'static, Postgres>, c: &Cursor| sort.push_after(qb, c);
-    let cursor_of = |item: &IncidentListItem| sort.cursor_of(item);
-    fetch_page(
-        conn,
-        &paging,
-        ListQuery {
-            sort: sort.as_str(),
-            base: &base,
-            after: &after,
-            order_by: sort.order_by(),
-            map: &list_item,
-            cursor_of: &cursor_of,
+    let needed = offset + u64::from(limit) + 1;
+    let (rows, matches) = match search_term(filter) {
+        None => {
+            let walk = Walk::Full(SearchBy::Nothing);
+            let (rows, _) = incident_rows(conn, tenant, filter, sort, &paging, walk).await?;
+            (rows, Matches::NoSearch)
+        }
+        Some(term) => {
+            // 1. A frequent term: the first incidents in the list's order hold the page.
+            let first = needed
+                .saturating_mul(WALK_PER_ITEM)
+                .clamp(WALK_MIN, WALK_MAX);
+            let walk = Walk::Bounded { term, rows: first };
+            let (rows, walked) = incident_rows(conn, tenant, filter, sort, &paging, walk).await?;
+            if rows.has_next {
+                let walked = walked.and_then(|w| u64::try_from(w).ok()).unwrap_or(first);
+                (rows, Matches::Dense { walked })
+            } else {
+                // 2. The trigram index: every match, if there are few.
+                let probe = search_probe(conn, tenant, term).await?;
+                if probe.len() as u64 <= SEARCH_CAP {
+                    let walk = Walk::Full(SearchBy::Ids(&probe));
+                    let (rows, _) =
+                        incident_rows(conn, tenant, filter, sort, &paging, walk).await?;
+                    (rows, Matches::All(probe))
+                } else {
+                    let rows = walk_far(conn, tenant, filter, sort, &paging, term, needed).await?;
+                    (rows, Matches::Many(probe))
+                }
+            }
+        }
+    };
+    let (pagination, total_items_exact) = match &paging {
+        Paging::Page { page, .. } => {
+            let (mut total, exact) = count(conn, tenant, filter, &matches, needed).await?;
+            if !exact && !rows.data.is_empty() {
+                // The page itself proves that much.
+                let seen = offset + rows.data.len() as u64 + u64::from(rows.has_next);
+                total = total.max(seen);
+            }
+            (
+                Pagination::page(*page, limit, total, rows.has_next),
+                Some(exact),
+            )
+        }
+        Paging::Cursor { after, .. } => (
+            Pagination::cursor(limit, after.is_some(), rows.has_next, rows.next_cursor),
+            None,
+        ),
+    };
+    Ok(Page {
+        data: rows.data,
+        pagination: CappedPagination {
+            pagination,
+            total_items_exact,
         },
-    )
-    .await
+    })
 }
 
 /// One incident of the tenant with its history, work notes (public ones only unless
@@ -571,8 +968,10 @@ pub async fn get_incident(
     id: IncidentId,
     include_private: bool,
 ) -> Result<Option<IncidentDetail>> {
-    let mut qb = QueryBuilder::<Postgres>::new(INCIDENT_FROM);
-    qb.push(" WHERE i.tenant_id = ")
+    let mut qb = QueryBuilder::<Postgres>::new(INCIDENT_COLUMNS);
+    qb.push(" FROM rm_incidents i")
+        .push(INCIDENT_JOINS)
+        .push(" WHERE i.tenant_id = ")
         .push_bind(tenant.0)
         .push(" AND i.id = ")
         .push_bind(id.0);

@@ -21,10 +21,10 @@ pub use directory::{
 };
 pub use incidents::{
     ActorSummary, AttachmentView, IncidentDetail, IncidentFilter, IncidentHistoryEntry,
-    IncidentListItem, IncidentSort, NamedRef, UserSummary, WorkNoteView, find_incident_by_number,
-    get_incident, list_incidents,
+    IncidentListItem, IncidentPage, IncidentSort, NamedRef, UserSummary, WorkNoteView,
+    find_incident_by_number, get_incident, list_incidents,
 };
-pub use paging::{DEFAULT_LIMIT, MAX_LIMIT, Page, Pagination, Paging};
+pub use paging::{CappedPagination, DEFAULT_LIMIT, MAX_LIMIT, Page, Pagination, Paging};
 
 use eventdesk_domain::TenantId;
 use sqlx::PgConnection;

@@ -55,13 +55,14 @@ impl Paging {
     }
 }
 
-/// A page of a list: `{"data": […], "pagination": {…}}`.
+/// A page of a list: `{"data": […], "pagination": {…}}`. `P` is [`Pagination`], or
+/// [`CappedPagination`] for lists whose page-mode total may be capped (incidents).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Page<T> {
+pub struct Page<T, P = Pagination> {
     /// The items.
     pub data: Vec<T>,
     /// Where this page is.
-    pub pagination: Pagination,
+    pub pagination: P,
 }
 
 /// The seed's `Pagination`. With [`Paging::Page`] every field but `next_cursor` is present;
@@ -87,6 +88,33 @@ pub struct Pagination {
     /// Continues the list (cursor mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// [`Pagination`] plus whether its page-mode total is exact, for lists that cap their counts
+/// (see [`super::incidents`]): `"total_items_exact": false` is added to the pagination object
+/// when `total_items` is only a lower bound (at least that many items match; `total_pages`
+/// follows from it, `has_next` is exact all the same). An exact total and cursor mode add
+/// nothing, so the object stays the seed's `Pagination` then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CappedPagination {
+    /// The seed's fields.
+    #[serde(flatten)]
+    pub pagination: Pagination,
+    /// Page mode: whether `total_items` is exact; `None` in cursor mode.
+    #[serde(skip_serializing_if = "exact_or_absent")]
+    pub total_items_exact: Option<bool>,
+}
+
+/// Serialise `total_items_exact` only when it is `false`.
+fn exact_or_absent(exact: &Option<bool>) -> bool {
+    *exact != Some(false)
+}
+
+impl std::ops::Deref for CappedPagination {
+    type Target = Pagination;
+    fn deref(&self) -> &Pagination {
+        &self.pagination
+    }
 }
 
 /// The decoded content of a cursor: the sort it belongs to and the sort key of the last item
@@ -163,87 +191,121 @@ pub(crate) struct ListQuery<'f, T> {
     pub cursor_of: &'f (dyn Fn(&T) -> Cursor + Sync),
 }
 
-/// Runs a list query in page or cursor mode. One query for the rows, plus one COUNT in page
-/// mode.
+/// The rows of one page, as [`fetch_rows`] returns them.
+pub(crate) struct Rows<T> {
+    /// The items (at most the clamped limit).
+    pub data: Vec<T>,
+    /// Whether more items follow (one more row than the limit was found).
+    pub has_next: bool,
+    /// Cursor mode: continues after the last item while `has_next`.
+    pub next_cursor: Option<String>,
+}
+
+/// Runs the rows query of a list, page (`LIMIT`/`OFFSET`) or cursor (keyset) mode, fetching
+/// one row more than the limit to know whether more follow. Computes no totals.
+pub(crate) async fn fetch_rows<T>(
+    conn: &mut PgConnection,
+    paging: &Paging,
+    q: &ListQuery<'_, T>,
+) -> Result<Rows<T>> {
+    let limit = paging.limit();
+    let mut rows = QueryBuilder::new("");
+    (q.base)(&mut rows, Select::Rows);
+    let mut offset = 0;
+    match paging {
+        Paging::Page { page, .. } => offset = (i64::from((*page).max(1)) - 1) * i64::from(limit),
+        Paging::Cursor { after, .. } => {
+            if let Some(after) = after {
+                let c = Cursor::decode(after, q.sort)?;
+                (q.after)(&mut rows, &c)?;
+            }
+        }
+    }
+    rows.push(" ORDER BY ")
+        .push(q.order_by)
+        .push(" LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+    if offset > 0 {
+        rows.push(" OFFSET ").push_bind(offset);
+    }
+    let mut data = rows
+        .build()
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(q.map)
+        .collect::<Result<Vec<T>>>()?;
+    let has_next = data.len() > limit as usize;
+    data.truncate(limit as usize);
+    let next_cursor = match paging {
+        Paging::Cursor { .. } if has_next => data.last().map(|t| (q.cursor_of)(t).encode()),
+        _ => None,
+    };
+    Ok(Rows {
+        data,
+        has_next,
+        next_cursor,
+    })
+}
+
+impl Pagination {
+    /// Page mode: page `page` (1-based, 0 counts as 1) of `limit` items of `total`.
+    pub(crate) fn page(page: u32, limit: u32, total: u64, has_next: bool) -> Self {
+        let page = page.max(1);
+        Self {
+            current_page: Some(page),
+            total_pages: Some(total.div_ceil(u64::from(limit))),
+            page_size: limit,
+            total_items: Some(total),
+            has_next,
+            has_prev: page > 1,
+            next_cursor: None,
+        }
+    }
+
+    /// Cursor mode: no totals.
+    pub(crate) fn cursor(limit: u32, has_prev: bool, has_next: bool, next: Option<String>) -> Self {
+        Self {
+            current_page: None,
+            total_pages: None,
+            page_size: limit,
+            total_items: None,
+            has_next,
+            has_prev,
+            next_cursor: next,
+        }
+    }
+}
+
+/// Runs a list query in page or cursor mode: the rows query, plus in page mode an exact
+/// `COUNT(*)` of the filtered set (for the small directory lists).
 pub(crate) async fn fetch_page<T>(
     conn: &mut PgConnection,
     paging: &Paging,
     q: ListQuery<'_, T>,
 ) -> Result<Page<T>> {
     let limit = paging.limit();
-    match paging {
+    let rows = fetch_rows(conn, paging, &q).await?;
+    let pagination = match paging {
         Paging::Page { page, .. } => {
-            let page = (*page).max(1);
             let mut count = QueryBuilder::new("");
             (q.base)(&mut count, Select::Count);
             let total: i64 = count.build().fetch_one(&mut *conn).await?.try_get(0)?;
-            let total = u64::try_from(total).unwrap_or(0);
-            let mut rows = QueryBuilder::new("");
-            (q.base)(&mut rows, Select::Rows);
-            rows.push(" ORDER BY ")
-                .push(q.order_by)
-                .push(" LIMIT ")
-                .push_bind(i64::from(limit))
-                .push(" OFFSET ")
-                .push_bind((i64::from(page) - 1) * i64::from(limit));
-            let data = rows
-                .build()
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(q.map)
-                .collect::<Result<Vec<T>>>()?;
-            let total_pages = total.div_ceil(u64::from(limit));
-            Ok(Page {
-                data,
-                pagination: Pagination {
-                    current_page: Some(page),
-                    total_pages: Some(total_pages),
-                    page_size: limit,
-                    total_items: Some(total),
-                    has_next: u64::from(page) < total_pages,
-                    has_prev: page > 1,
-                    next_cursor: None,
-                },
-            })
+            Pagination::page(
+                *page,
+                limit,
+                u64::try_from(total).unwrap_or(0),
+                rows.has_next,
+            )
         }
         Paging::Cursor { after, .. } => {
-            let mut rows = QueryBuilder::new("");
-            (q.base)(&mut rows, Select::Rows);
-            if let Some(after) = after {
-                let c = Cursor::decode(after, q.sort)?;
-                (q.after)(&mut rows, &c)?;
-            }
-            rows.push(" ORDER BY ")
-                .push(q.order_by)
-                .push(" LIMIT ")
-                .push_bind(i64::from(limit) + 1);
-            let mut data = rows
-                .build()
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(q.map)
-                .collect::<Result<Vec<T>>>()?;
-            let has_next = data.len() > limit as usize;
-            data.truncate(limit as usize);
-            let next_cursor = has_next
-                .then(|| data.last().map(|t| (q.cursor_of)(t).encode()))
-                .flatten();
-            Ok(Page {
-                data,
-                pagination: Pagination {
-                    current_page: None,
-                    total_pages: None,
-                    page_size: limit,
-                    total_items: None,
-                    has_next,
-                    has_prev: after.is_some(),
-                    next_cursor,
-                },
-            })
+            Pagination::cursor(limit, after.is_some(), rows.has_next, rows.next_cursor)
         }
-    }
+    };
+    Ok(Page {
+        data: rows.data,
+        pagination,
+    })
 }
 
 /// URL-safe base64 without padding (RFC 4648 §5), for cursors.
