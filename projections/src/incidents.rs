@@ -11,6 +11,12 @@
 //! - work notes and attachments: one row per `…Added` event, keyed by their ids.
 //!
 //! The three lists use `ON CONFLICT DO NOTHING`, so re-applying a batch changes nothing.
+//!
+//! `rm_incident_counts` (incidents per tenant × status × priority × impact × urgency, for exact
+//! list totals) is kept by statement-level triggers on `rm_incidents` (migration 0007), in the
+//! statement that writes the rows: they see only the rows the upsert actually inserted or
+//! updated, so rows the version guard skips change no count, and any batching of a rebuild (or
+//! a replay) ends with the same counts. `TRUNCATE rm_incidents` empties them.
 //! An event type the domain does not know fails to decode and is dead-lettered by the runtime.
 
 use crate::fold::{self, changed_rows, err, upsert_sql, write_rows};

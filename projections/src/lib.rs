@@ -21,7 +21,8 @@
 //! - [`directory`] (`DirectoryProjection`, "directory" v1): `rm_tenants`, `rm_users`,
 //!   `rm_teams`, `rm_categories`.
 //! - [`incidents`] (`IncidentProjection`, "incidents" v1): `rm_incidents`,
-//!   `rm_incident_history`, `rm_incident_work_notes`, `rm_incident_attachments`.
+//!   `rm_incident_history`, `rm_incident_work_notes`, `rm_incident_attachments`; and, through
+//!   triggers on `rm_incidents` (migration 0007), `rm_incident_counts`.
 //! - [`queries`]: the read functions over them (tenant-scoped, RLS-protected).
 //!
 //! Both fold a batch with the domain's own `evolve` on top of the rows they load (one SELECT),

@@ -1792,6 +1792,52 @@ async fn incident_list_totals_and_search_at_scale() {
         (Some(in_category as u64), Some(true))
     );
 
+    // A frequent term beyond the first walk, with filters that leave few incidents (the plain
+    // query through their index) or many (the long walk).
+    for (f, cond) in [
+        (
+            IncidentFilter {
+                category_id: Some(CategoryId(category)),
+                ..Default::default()
+            },
+            format!("category_id = '{category}'"),
+        ),
+        (
+            IncidentFilter {
+                status: vec![IncidentStatus::OnHold],
+                ..Default::default()
+            },
+            "status = 'on_hold'".to_owned(),
+        ),
+        (
+            IncidentFilter {
+                team_id: Some(TeamId(team)),
+                ..Default::default()
+            },
+            format!("team_id = '{team}'"),
+        ),
+    ] {
+        let f = IncidentFilter {
+            q: Some("qwold".into()),
+            ..f
+        };
+        let got = list(&env, c, &f, IncidentSort::default(), Paging::default()).await;
+        let want: Vec<Uuid> = sqlx::query_scalar(&format!(
+            "SELECT id FROM rm_incidents WHERE tenant_id = $1 AND search_text ILIKE '%qwold%' \
+             AND {cond} ORDER BY created_at DESC, id DESC LIMIT 20"
+        ))
+        .bind(c.0)
+        .fetch_all(&env.admin)
+        .await
+        .unwrap();
+        assert_eq!(
+            ids(&got),
+            want.into_iter().map(IncidentId).collect::<Vec<_>>(),
+            "{cond}"
+        );
+        assert_eq!(got.pagination.total_items_exact, Some(false), "{cond}");
+    }
+
     // Cursors walk every match of each strategy in order.
     for term in ["qwmid", "qwold", "qwrare", "zyxthird"] {
         let f = IncidentFilter {

@@ -851,7 +851,26 @@ async fn count(
     }
 }
 
-/// The page of a term with more than [`SEARCH_CAP`] matches that the first walk did not find:
+/// Whether the filters of `f` other than `q` leave at most [`WALK_MAX`] incidents (from the
+/// cells, or a capped count).
+async fn few_candidates(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    f: &IncidentFilter,
+) -> Result<bool> {
+    if !filters_beyond_q(f) {
+        return Ok(false);
+    }
+    if only_counted_fields(f) {
+        return Ok(count_cells(conn, tenant, f).await? <= WALK_MAX);
+    }
+    Ok(count_capped(conn, tenant, f, SearchBy::Nothing, WALK_MAX)
+        .await?
+        .1)
+}
+
+/// The page of a term with more than [`SEARCH_CAP`] matches that the first walk did not find,
+/// when the other filters leave many incidents:
 /// 3. a longer bounded walk, as long as the density the matches have at least (over
 ///    [`SEARCH_CAP`] of the tenant's incidents) needs on average, twice, up to
 ///    [`WALK_FAR_MAX`] incidents — this keeps the plan an ordered index walk, which the
@@ -925,6 +944,13 @@ pub async fn list_incidents(
                     let (rows, _) =
                         incident_rows(conn, tenant, filter, sort, &paging, walk).await?;
                     (rows, Matches::All(probe))
+                } else if few_candidates(conn, tenant, filter).await? {
+                    // The other filters leave few incidents, and the plain query reads them
+                    // through their index; a walk would pass many the filters reject.
+                    let walk = Walk::Full(SearchBy::Pattern(term));
+                    let (rows, _) =
+                        incident_rows(conn, tenant, filter, sort, &paging, walk).await?;
+                    (rows, Matches::Many(probe))
                 } else {
                     let rows = walk_far(conn, tenant, filter, sort, &paging, term, needed).await?;
                     (rows, Matches::Many(probe))
