@@ -8,6 +8,7 @@
 //!   loop vs raw single-row INSERTs, open loop at a fixed rate, the server's memory).
 //! - `queries`: the incident list queries of the API over a large tenant vs a raw indexed
 //!   SELECT, with the plans of the slow ones.
+//! - `sla`: the SLA scheduler's breach lateness with many open incidents, and its idle cost.
 
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
@@ -61,6 +62,8 @@ pub enum BenchCommand {
     Api(ApiArgs),
     /// The API's incident list queries over a large tenant vs a raw indexed SELECT.
     Queries(QueriesArgs),
+    /// The SLA scheduler over many open incidents: breach lateness and idle cost.
+    Sla(crate::bench_sla::SlaArgs),
 }
 
 /// `bench append`.
@@ -152,6 +155,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
         BenchCommand::Replay(r) => r.keep,
         BenchCommand::Api(a) => a.keep,
         BenchCommand::Queries(q) => q.keep,
+        BenchCommand::Sla(s) => s.keep,
     };
     let result = async {
         let mut dbc = DbConfig::new(url.clone());
@@ -168,6 +172,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
             BenchCommand::Replay(r) => bench_replay(&db.pool, r).await,
             BenchCommand::Api(a) => bench_api(&db.pool, &scratch, a).await,
             BenchCommand::Queries(q) => bench_queries(&db.pool, &scratch, q).await,
+            BenchCommand::Sla(s) => crate::bench_sla::bench_sla(&db.pool, &scratch, s).await,
         }
     }
     .await;
@@ -195,7 +200,7 @@ fn payload(i: usize) -> serde_json::Value {
     })
 }
 
-fn metadata() -> EventMetadata {
+pub(crate) fn metadata() -> EventMetadata {
     EventMetadata {
         actor: "system:bench".into(),
         request_id: Some("bench".into()),
@@ -627,7 +632,7 @@ async fn create_bench_tenant(store: &PgEventStore) -> anyhow::Result<BenchTenant
 }
 
 /// A pool on the scratch database as the system role (BYPASSRLS: projector, tenant admin).
-async fn system_db(config: &Config, connections: u32) -> anyhow::Result<Db> {
+pub(crate) async fn system_db(config: &Config, connections: u32) -> anyhow::Result<Db> {
     let mut c = config.system_db();
     c.max_connections = connections;
     Db::connect(c)
@@ -636,7 +641,7 @@ async fn system_db(config: &Config, connections: u32) -> anyhow::Result<Db> {
 }
 
 /// `s` padded with spaces to `width` terminal columns (East Asian characters take two).
-fn pad(s: &str, width: usize) -> String {
+pub(crate) fn pad(s: &str, width: usize) -> String {
     let used: usize = s
         .chars()
         .map(|c| if u32::from(c) >= 0x1100 { 2 } else { 1 })
@@ -645,7 +650,7 @@ fn pad(s: &str, width: usize) -> String {
 }
 
 /// `[met]` / `[NOT met]`.
-fn verdict(ok: bool) -> &'static str {
+pub(crate) fn verdict(ok: bool) -> &'static str {
     if ok { "[met]    " } else { "[NOT met]" }
 }
 

@@ -9,6 +9,7 @@
 
 mod admin;
 mod bench;
+mod bench_sla;
 mod telemetry;
 
 use anyhow::Context;

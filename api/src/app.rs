@@ -41,6 +41,8 @@ pub struct AppState {
     pub progress: Progress,
     /// Group commit of incident creation (gap-free numbers without one fsync per create).
     pub creates: eventdesk_commands::incident::CreateBatcher,
+    /// The tenants' SLA rules (precomputed calendars cached by id and version).
+    pub sla_rules: eventdesk_workers::SlaRulesCache,
 }
 
 impl AppState {
@@ -117,6 +119,8 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(eventdesk_projections::event_counts::EventCounts),
         Arc::new(eventdesk_projections::DirectoryProjection),
         Arc::new(eventdesk_projections::IncidentProjection),
+        Arc::new(eventdesk_projections::SlaConfigProjection),
+        Arc::new(eventdesk_projections::SlaTimerProjection),
     ]
 }
 
@@ -184,6 +188,7 @@ impl Application {
                 clock,
                 progress,
                 creates,
+                sla_rules: eventdesk_workers::SlaRulesCache::default(),
             },
             runtime,
         })
@@ -213,6 +218,17 @@ impl Application {
             .waker()
             .spawn_background(self.state.db.pool.clone(), stop.clone());
         let handle: Option<RuntimeHandle> = self.runtime.as_ref().map(|r| r.spawn());
+        // The SLA scheduler; several nodes may run it, they share its rows.
+        let scheduler = self.state.config.run_sla_scheduler.then(|| {
+            let s = eventdesk_workers::SlaScheduler::new(
+                self.state.system.clone(),
+                self.state.store.with_pool(self.state.system.clone()),
+                self.state.clock.clone(),
+                self.state.sla_rules.clone(),
+                eventdesk_workers::SchedulerConfig::default(),
+            );
+            tokio::spawn(s.run(stop.clone()))
+        });
         let app = router(self.state.clone());
         tracing::info!(addr = ?self.listener.local_addr().ok(), "eventdesk serving");
         axum::serve(self.listener, app)
@@ -223,6 +239,9 @@ impl Application {
             h.shutdown().await;
         }
         stop.cancel();
+        if let Some(s) = scheduler {
+            let _ = s.await;
+        }
         let _ = waker_task.await;
         self.state.db.pool.close().await;
         self.state.system.close().await;

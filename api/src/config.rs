@@ -45,6 +45,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `EVENTDESK_PROJECTIONS` = `true` (default) runs the projector runtime in this process.
     pub run_projections: bool,
+    /// `EVENTDESK_SLA_SCHEDULER` = `true` (default) runs the SLA scheduler in this process (it
+    /// is safe to run on several nodes: they share its rows).
+    pub run_sla_scheduler: bool,
     /// `EVENTDESK_SYSTEM_DB_ROLE` (default `eventdesk_system`): the BYPASSRLS role of the
     /// projector and of lookups made before the tenant is known (login, API-key prefix).
     pub system_db_role: Option<String>,
@@ -120,6 +123,11 @@ impl Config {
                 30u64,
             )?),
             run_projections: parse("EVENTDESK_PROJECTIONS", get("EVENTDESK_PROJECTIONS"), true)?,
+            run_sla_scheduler: parse(
+                "EVENTDESK_SLA_SCHEDULER",
+                get("EVENTDESK_SLA_SCHEDULER"),
+                true,
+            )?,
             system_db_role: match get("EVENTDESK_SYSTEM_DB_ROLE") {
                 None => Some("eventdesk_system".to_owned()),
                 Some(r) if r.trim().is_empty() => None,

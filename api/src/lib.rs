@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod openapi;
 pub mod routes;
 pub mod security;

@@ -105,6 +105,8 @@ enum Query {
     Paging,
     /// The incident list's filters, search and sort, plus paging.
     Incidents,
+    /// The SLA timer list's filters, plus paging.
+    SlaTimers,
 }
 
 /// One operation: everything about a route that its declaration does not already say.
@@ -253,6 +255,36 @@ const OPERATIONS: &[Op] = &[
     )
     .describe("`404` when the caller is an API key (it is no user).")
     .errors(&[404]),
+    // SLA timers.
+    op(
+        Method::GET,
+        "/api/v1/incidents/{id}/sla",
+        "getIncidentSla",
+        "sla",
+        "The SLA timers of an incident",
+        200,
+        Out::Json("IncidentSla"),
+    )
+    .describe(
+        "The current response and resolution timers and every earlier cycle (a reopen starts a \
+         new resolution cycle). Elapsed, remaining and percent are computed in business time on \
+         the timer's calendar at the moment of the request; pauses (on hold) are excluded. \
+         Visible to whoever may read the incident.",
+    ),
+    op(
+        Method::GET,
+        "/api/v1/sla/timers",
+        "listSlaTimers",
+        "sla",
+        "List SLA timers (at risk, breached, paused …)",
+        200,
+        Out::Json("SlaTimerPage"),
+    )
+    .describe(
+        "The current timer of each metric of the tenant's incidents, soonest due first. Page \
+         with `page`/`limit` or `cursor` as for incidents.",
+    )
+    .query(Query::SlaTimers),
     // Incidents.
     op(
         Method::GET,
@@ -653,6 +685,189 @@ const OPERATIONS: &[Op] = &[
     )
     .describe("No body.")
     .errors(&[409, 422]),
+    // SLA configuration.
+    op(
+        Method::POST,
+        "/api/v1/sla/calendars",
+        "createSlaCalendar",
+        "sla",
+        "Create a business-hours calendar",
+        201,
+        Out::Json("SlaCalendar"),
+    )
+    .describe(
+        "An IANA `time_zone`, weekly opening ranges in local wall-clock time (several per day; \
+         `end` at or before `start` runs overnight into the next day; `24:00` ends a day) and \
+         holidays (whole days, or partial closures in `closed`). An invalid definition is `422` \
+         naming the field, e.g. `weekly_hours[2].end` for an overlapping range.",
+    )
+    .body(Body::Json("SlaCalendarCreate"))
+    .created()
+    .errors(&[409]),
+    op(
+        Method::GET,
+        "/api/v1/sla/calendars",
+        "listSlaCalendars",
+        "sla",
+        "List business-hours calendars",
+        200,
+        Out::Json("SlaCalendarPage"),
+    )
+    .describe(
+        "The built-in calendar comes first: `\"id\": null`, `\"name\": \"24x7\"`, \
+         `\"builtin\": true` (open all the time, UTC, no holidays). Policies and targets without \
+         a calendar are measured on it; it cannot be read by id or changed. It is the first item \
+         of the first page and counts in `total_items`. Then the tenant's calendars (active and \
+         deactivated) by name.",
+    )
+    .query(Query::Paging),
+    op(
+        Method::GET,
+        "/api/v1/sla/calendars/{id}",
+        "getSlaCalendar",
+        "sla",
+        "A business-hours calendar",
+        200,
+        Out::Json("SlaCalendar"),
+    )
+    .describe("The `ETag` is the calendar's version, which SLA timers record.")
+    .etag(),
+    op(
+        Method::PATCH,
+        "/api/v1/sla/calendars/{id}",
+        "updateSlaCalendar",
+        "sla",
+        "Update a business-hours calendar",
+        200,
+        Out::Json("SlaCalendar"),
+    )
+    .describe(
+        "Absent fields are kept; `weekly_hours` and `holidays` replace the whole list. The \
+         resulting definition is validated as a whole (`422` naming the field). A deactivated \
+         calendar is `422 deactivated`. Every change bumps the version.",
+    )
+    .body(Body::Json("SlaCalendarUpdate"))
+    .conditional(),
+    op(
+        Method::DELETE,
+        "/api/v1/sla/calendars/{id}",
+        "deleteSlaCalendar",
+        "sla",
+        "Deactivate a business-hours calendar",
+        200,
+        Out::Json("SlaCalendar"),
+    )
+    .describe(
+        "Deactivates (the calendar stays readable, and timers already measured on it keep it). \
+         `409 calendar_in_use` while an active policy refers to it, as its calendar or a \
+         target's. Answers with the deactivated calendar.",
+    )
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/sla/calendars/{id}/holidays/import",
+        "importSlaCalendarHolidays",
+        "sla",
+        "Import holidays from an iCalendar file",
+        200,
+        Out::Json("SlaCalendar"),
+    )
+    .describe(
+        "The `ics` text (RFC 5545) is read in the calendar's own time zone; yearly recurring \
+         events are expanded over `from_year`..=`to_year` (default: this year and the next; at \
+         most 10 years). Imported holidays are merged in (one on a date that already has a \
+         holiday replaces it), or replace all holidays with `\"replace\": true`. A line the \
+         parser rejects is `422` on field `ics`, the message starting with `line N:`.",
+    )
+    .body(Body::Json("HolidayImport"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/sla/policies",
+        "createSlaPolicy",
+        "sla",
+        "Create an SLA policy",
+        201,
+        Out::Json("SlaPolicy"),
+    )
+    .describe(
+        "Policies are tried in `rank` order (then oldest first); the first active one whose \
+         `condition` matches an incident governs it (every given condition field must match; \
+         `{}` matches all). Without a match the built-in default applies (24x7: critical 15 min \
+         / 4 h, high 1 h / 8 h, medium 4 h / 24 h, low 8 h / 72 h). Targets are in business \
+         minutes (1 to 525600), at most one per priority; each is measured on its own \
+         `calendar_id`, else the policy's, else 24x7. A calendar, team or category that is not \
+         the tenant's (or a deactivated calendar) is `422` naming the field.",
+    )
+    .body(Body::Json("SlaPolicyCreate"))
+    .created()
+    .errors(&[409]),
+    op(
+        Method::GET,
+        "/api/v1/sla/policies",
+        "listSlaPolicies",
+        "sla",
+        "List SLA policies in evaluation order",
+        200,
+        Out::Json("SlaPolicyPage"),
+    )
+    .describe("By rank, then oldest first; active and deactivated policies.")
+    .query(Query::Paging),
+    op(
+        Method::GET,
+        "/api/v1/sla/policies/{id}",
+        "getSlaPolicy",
+        "sla",
+        "An SLA policy",
+        200,
+        Out::Json("SlaPolicy"),
+    )
+    .describe("The `ETag` is the policy's version, which SLA timers record.")
+    .etag(),
+    op(
+        Method::PATCH,
+        "/api/v1/sla/policies/{id}",
+        "updateSlaPolicy",
+        "sla",
+        "Update an SLA policy",
+        200,
+        Out::Json("SlaPolicy"),
+    )
+    .describe(
+        "Absent fields are kept; `condition` and `targets` replace the whole value; \
+         `calendar_id: null` returns to the built-in 24x7 calendar. A deactivated policy may be \
+         edited too (it stays deactivated). Every change bumps the version.",
+    )
+    .body(Body::Json("SlaPolicyUpdate"))
+    .conditional(),
+    op(
+        Method::DELETE,
+        "/api/v1/sla/policies/{id}",
+        "deleteSlaPolicy",
+        "sla",
+        "Deactivate an SLA policy",
+        200,
+        Out::Json("SlaPolicy"),
+    )
+    .describe(
+        "Takes the policy out of force (it stays readable; `POST …/reactivate` brings it back). \
+         Answers with the deactivated policy.",
+    )
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/sla/policies/{id}/reactivate",
+        "reactivateSlaPolicy",
+        "sla",
+        "Reactivate an SLA policy",
+        200,
+        Out::Json("SlaPolicy"),
+    )
+    .describe(
+        "No body. `409 calendar_deactivated` if a calendar it refers to was deactivated \
+         meanwhile: change the policy's calendars first.",
+    )
+    .conditional(),
     // API keys.
     op(
         Method::GET,
@@ -792,8 +1007,9 @@ fn error_statuses(op: &Op, access: Access) -> Vec<u16> {
     if op.query != Query::None {
         s.push(422);
     }
-    if op.idempotency_key {
-        s.extend([400, 422]);
+    if takes_idempotency_key(op) {
+        // 409: a request with the same key is still running.
+        s.extend([400, 409, 422]);
     }
     if op.if_match {
         // 409: a concurrent write between our read and append; 412: `If-Match` is stale.
@@ -917,6 +1133,7 @@ pub fn document() -> Value {
             { "name": "users", "description": "The tenant's users (tenant administration)." },
             { "name": "teams", "description": "Assignment groups." },
             { "name": "categories", "description": "Incident categories (a tree)." },
+            { "name": "sla", "description": "SLA: business-hours calendars, policies and timers." },
             { "name": "api-keys", "description": "API keys for integrations." },
             { "name": "tenants", "description": "Organisations (platform key only)." },
             { "name": "health", "description": "Liveness and readiness probes." },
@@ -1046,8 +1263,9 @@ fn operation(op: &Op, access: Access) -> Value {
         Query::None => {}
         Query::Paging => params.extend(paging_params()),
         Query::Incidents => params.extend(incident_query_params()),
+        Query::SlaTimers => params.extend(sla_timer_query_params()),
     }
-    if op.idempotency_key {
+    if takes_idempotency_key(op) {
         params.push(json!({ "$ref": "#/components/parameters/IdempotencyKey" }));
     }
     if op.if_match {
@@ -1181,6 +1399,45 @@ fn param_description(name: &str) -> &'static str {
     }
 }
 
+/// Every authenticated POST honours `Idempotency-Key` (api/src/idempotency.rs).
+fn takes_idempotency_key(op: &Op) -> bool {
+    op.idempotency_key
+        || (op.method == Method::POST
+            && !PUBLIC_ROUTES
+                .iter()
+                .any(|(m, r)| *m == op.method && *r == op.route))
+}
+
+fn sla_timer_query_params() -> Vec<Value> {
+    let param = |name: &str, schema: Value, description: &str| {
+        json!({ "name": name, "in": "query", "description": description, "schema": schema })
+    };
+    let mut params = vec![
+        param(
+            "state",
+            enumeration(
+                eventdesk_projections::queries::sla_timers::TimerState::NAMES
+                    .iter()
+                    .copied(),
+                "Which timers.",
+            ),
+            "`at_risk`: running, past the 75 % warning, not breached; `breached`: breached and \
+             still running or paused; `paused`; `active` (running or paused); `stopped` \
+             (completed or cancelled). Without it, every current timer.",
+        ),
+        param(
+            "metric",
+            enumeration(["response", "resolution"], "The metric."),
+            "Only this metric.",
+        ),
+        param("priority", schema_ref("Priority"), "Only incidents of this priority."),
+        param("team_id", uuid("A team."), "Only incidents of this team."),
+        param("assignee_id", uuid("A user."), "Only incidents assigned to this user."),
+    ];
+    params.extend(paging_params());
+    params
+}
+
 fn paging_params() -> Vec<Value> {
     vec![
         json!({ "$ref": "#/components/parameters/Page" }),
@@ -1273,7 +1530,7 @@ fn parameters() -> Value {
         "IdempotencyKey": {
             "name": "Idempotency-Key",
             "in": "header",
-            "description": "Makes the request safe to retry: a repeat with the same key and body answers with the object the first request created; the same key with a different body is `422 idempotency_key_reused`.",
+            "description": "Makes the request safe to retry (per tenant, kept 24 h): a repeat with the same key, route and body answers with the first answer (status, body, `Location`, `ETag`) and `Idempotent-Replayed: true`; the same key with a different request is `422 idempotency_key_reused`; a repeat while the first still runs is `409`. Answers 409, 412, 429 and 5xx are not kept: a retry runs again.",
             "schema": { "type": "string", "minLength": 1, "maxLength": 255 },
         },
         "IfMatch": {
@@ -1481,6 +1738,55 @@ fn page_of(item: &str) -> Value {
             ),
         ],
     )
+}
+
+fn sla_timer_fields() -> Vec<Field> {
+    vec![
+        req("metric", enumeration(["response", "resolution"], "The metric.")),
+        req("cycle", unsigned("1 for the first; the resolution timer counts reopens.")),
+        req(
+            "stage",
+            enumeration(
+                ["in_progress", "paused", "completed", "cancelled"],
+                "Where the timer is.",
+            ),
+        ),
+        req("started_at", timestamp("When the clock started.")),
+        req("due_at", timestamp("The current due time.")),
+        req(
+            "original_due_at",
+            timestamp("The due time first promised for this cycle."),
+        ),
+        req("stopped_at", nullable(timestamp("When it stopped."))),
+        req("target_seconds", int64("The target, in business seconds.")),
+        req(
+            "business_elapsed_seconds",
+            int64("Business seconds elapsed, pauses excluded."),
+        ),
+        req(
+            "business_remaining_seconds",
+            int64("Target minus elapsed; negative after a breach."),
+        ),
+        req(
+            "pause_duration_seconds",
+            int64("Wall-clock seconds spent on hold."),
+        ),
+        req(
+            "paused_business_seconds",
+            int64("Business seconds spent on hold (ended pauses)."),
+        ),
+        req("percent", int64("Elapsed in percent of the target (may exceed 100).")),
+        req("breached", boolean("Whether the target is missed.")),
+        req(
+            "last_threshold",
+            unsigned("The highest threshold recorded: 0, 50, 75, 90 or 100 (the breach)."),
+        ),
+        req(
+            "policy_id",
+            nullable(uuid("The policy (null: the built-in default).")),
+        ),
+        req("calendar_id", nullable(uuid("The calendar (null: 24x7)."))),
+    ]
 }
 
 fn incident_list_item_fields() -> Vec<Field> {
@@ -1888,6 +2194,41 @@ fn schemas() -> Map<String, Value> {
         ),
     );
     add("IncidentPage", page_of("IncidentListItem"));
+    add("SlaTimer", object("An SLA timer at the moment of the request.", sla_timer_fields()));
+    add(
+        "IncidentSla",
+        object(
+            "The SLA timers of an incident.",
+            vec![
+                req("incident_id", uuid("The incident.")),
+                req(
+                    "response",
+                    nullable(reference("SlaTimer", "The response timer, if any.")),
+                ),
+                req(
+                    "resolution",
+                    nullable(reference("SlaTimer", "The current resolution timer, if any.")),
+                ),
+                req(
+                    "timers",
+                    array(
+                        schema_ref("SlaTimer"),
+                        "Every cycle of both timers, response first, oldest cycle first.",
+                    ),
+                ),
+            ],
+        ),
+    );
+    let mut item = vec![
+        req("incident_id", uuid("The incident.")),
+        req("incident_number", string("Its number, e.g. `INC000123`.")),
+        req("title", string("Its title.")),
+        req("status", schema_ref("IncidentStatus")),
+        req("priority", schema_ref("Priority")),
+    ];
+    item.extend(sla_timer_fields());
+    add("SlaTimerListItem", object("A timer with its incident.", item));
+    add("SlaTimerPage", page_of("SlaTimerListItem"));
     add(
         "IncidentCreate",
         request(
@@ -2355,6 +2696,318 @@ fn schemas() -> Map<String, Value> {
                 opt(
                     "priority_matrix",
                     reference("PriorityMatrix", "Default: the ITIL matrix."),
+                ),
+            ],
+        ),
+    );
+
+    // SLA configuration.
+    add(
+        "Weekday",
+        enumeration(
+            [
+                "monday",
+                "tuesday",
+                "wednesday",
+                "thursday",
+                "friday",
+                "saturday",
+                "sunday",
+            ],
+            "A day of the week.",
+        ),
+    );
+    add(
+        "LocalTime",
+        json!({
+            "type": "string",
+            "pattern": "^(([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?|24:00(:00)?)$",
+            "description": "Local wall-clock time `HH:MM` (or `HH:MM:SS`), `00:00` to `24:00`.",
+            "examples": ["08:00"],
+        }),
+    );
+    add(
+        "WeeklyRange",
+        request(
+            "A weekly opening range; `end` at or before `start` runs overnight into the next day.",
+            vec![
+                req("day", reference("Weekday", "The day the range starts on.")),
+                req("start", reference("LocalTime", "Local start time.")),
+                req("end", reference("LocalTime", "Local end time.")),
+            ],
+        ),
+    );
+    add(
+        "ClosureRange",
+        request(
+            "A closed range within one local date.",
+            vec![
+                req("start", reference("LocalTime", "Local start time.")),
+                req(
+                    "end",
+                    reference("LocalTime", "Local end time (after `start`)."),
+                ),
+            ],
+        ),
+    );
+    add(
+        "Holiday",
+        request(
+            "A holiday: the business time of this local date is closed — all of it, or only the \
+             `closed` ranges.",
+            vec![
+                req(
+                    "date",
+                    json!({
+                        "type": "string",
+                        "format": "date",
+                        "description": "The local date (`YYYY-MM-DD`).",
+                        "examples": ["2025-12-25"],
+                    }),
+                ),
+                opt(
+                    "name",
+                    string("A label, e.g. `Christmas Day` (default empty)."),
+                ),
+                opt(
+                    "closed",
+                    array(
+                        schema_ref("ClosureRange"),
+                        "Partial closures; absent or empty: the whole day is closed.",
+                    ),
+                ),
+            ],
+        ),
+    );
+    let time_zone = || {
+        json!({
+            "type": "string",
+            "description": "IANA time zone, e.g. `Europe/Berlin`.",
+            "examples": ["Europe/Berlin"],
+        })
+    };
+    let sla_name = |what: &str| {
+        text(
+            1,
+            eventdesk_domain::sla::config::NAME_MAX_CHARS,
+            &format!("Name of the {what} (trimmed)."),
+        )
+    };
+    add(
+        "SlaCalendar",
+        object(
+            "A business-hours calendar. The built-in 24x7 calendar has `id: null`, \
+             `builtin: true`, `version: 0` and no timestamps.",
+            vec![
+                req(
+                    "id",
+                    nullable(uuid("Id (`null` for the built-in 24x7 calendar).")),
+                ),
+                req("name", string("Name (`24x7` for the built-in calendar).")),
+                req("time_zone", string("IANA time zone.")),
+                req(
+                    "weekly_hours",
+                    array(schema_ref("WeeklyRange"), "Weekly opening ranges."),
+                ),
+                req(
+                    "holidays",
+                    array(schema_ref("Holiday"), "Holidays, by date."),
+                ),
+                req(
+                    "builtin",
+                    boolean("Whether it is the built-in 24x7 calendar."),
+                ),
+                req("active", boolean("Whether policies may refer to it.")),
+                req("created_at", nullable(timestamp("Created."))),
+                req("updated_at", nullable(timestamp("Last change."))),
+                req(
+                    "version",
+                    int64("Version (its `ETag`; SLA timers record it). Bumped by every change."),
+                ),
+            ],
+        ),
+    );
+    add("SlaCalendarPage", page_of("SlaCalendar"));
+    add(
+        "SlaCalendarCreate",
+        request(
+            "A new business-hours calendar.",
+            vec![
+                req("name", sla_name("calendar")),
+                req("time_zone", time_zone()),
+                req(
+                    "weekly_hours",
+                    array(
+                        schema_ref("WeeklyRange"),
+                        "Weekly opening ranges (several per day allowed; no overlaps).",
+                    ),
+                ),
+                opt(
+                    "holidays",
+                    array(schema_ref("Holiday"), "Holidays (default none)."),
+                ),
+            ],
+        ),
+    );
+    add(
+        "SlaCalendarUpdate",
+        request(
+            "Changes to a calendar; absent fields are kept, lists are replaced whole.",
+            vec![
+                opt("name", sla_name("calendar")),
+                opt("time_zone", time_zone()),
+                opt(
+                    "weekly_hours",
+                    array(schema_ref("WeeklyRange"), "All weekly opening ranges."),
+                ),
+                opt("holidays", array(schema_ref("Holiday"), "All holidays.")),
+            ],
+        ),
+    );
+    add(
+        "HolidayImport",
+        request(
+            "Holidays to import from an iCalendar file.",
+            vec![
+                req(
+                    "ics",
+                    string("The iCalendar text (`BEGIN:VCALENDAR` … `END:VCALENDAR`)."),
+                ),
+                opt(
+                    "replace",
+                    boolean("Replace all existing holidays instead of merging (default false)."),
+                ),
+                opt(
+                    "from_year",
+                    int32("First year of recurring events to expand (default: this year)."),
+                ),
+                opt(
+                    "to_year",
+                    int32("Last year (default `from_year + 1`; at most `from_year + 9`)."),
+                ),
+            ],
+        ),
+    );
+    add(
+        "PolicyCondition",
+        request(
+            "Which incidents a policy applies to: every given field must match; `{}` matches all.",
+            vec![
+                opt("team_id", uuid("The incident's assignment group.")),
+                opt("category_id", uuid("The incident's category.")),
+                opt("impact", reference("Impact", "The incident's impact.")),
+            ],
+        ),
+    );
+    let minutes = |what: &str| {
+        json!({
+            "type": "integer",
+            "minimum": 1,
+            "maximum": eventdesk_domain::sla::config::MAX_TARGET_MINUTES,
+            "description": format!("{what}, in business minutes (absent: no {what} timer)."),
+        })
+    };
+    add(
+        "SlaTarget",
+        request(
+            "The targets for one priority.",
+            vec![
+                req(
+                    "priority",
+                    reference("Priority", "The priority (one target each)."),
+                ),
+                opt("response_minutes", minutes("Time to first response")),
+                opt("resolution_minutes", minutes("Time to resolution")),
+                opt(
+                    "calendar_id",
+                    uuid("The calendar these targets are measured on (default: the policy's)."),
+                ),
+            ],
+        ),
+    );
+    add(
+        "SlaPolicy",
+        object(
+            "An SLA policy.",
+            vec![
+                req("id", uuid("Id.")),
+                req("name", string("Name.")),
+                req(
+                    "rank",
+                    int32("Order of evaluation: lower first, then oldest first."),
+                ),
+                req(
+                    "condition",
+                    reference("PolicyCondition", "Which incidents it applies to."),
+                ),
+                req(
+                    "calendar_id",
+                    nullable(uuid("The calendar of targets without one (`null`: 24x7).")),
+                ),
+                req(
+                    "targets",
+                    array(
+                        schema_ref("SlaTarget"),
+                        "Targets, most urgent priority first.",
+                    ),
+                ),
+                req("active", boolean("Whether it is in force.")),
+                req("created_at", timestamp("Created.")),
+                req("updated_at", timestamp("Last change.")),
+                req(
+                    "version",
+                    int64("Version (its `ETag`; SLA timers record it). Bumped by every change."),
+                ),
+            ],
+        ),
+    );
+    add("SlaPolicyPage", page_of("SlaPolicy"));
+    add(
+        "SlaPolicyCreate",
+        request(
+            "A new SLA policy (active).",
+            vec![
+                req("name", sla_name("policy")),
+                opt(
+                    "rank",
+                    int32("Order of evaluation: lower first (default 100)."),
+                ),
+                opt(
+                    "condition",
+                    reference("PolicyCondition", "Default `{}`: every incident."),
+                ),
+                opt(
+                    "calendar_id",
+                    uuid("The calendar of targets without one (default: the built-in 24x7)."),
+                ),
+                req(
+                    "targets",
+                    array(
+                        schema_ref("SlaTarget"),
+                        "At most one per priority; a priority without a target gets no timers.",
+                    ),
+                ),
+            ],
+        ),
+    );
+    add(
+        "SlaPolicyUpdate",
+        request(
+            "Changes to an SLA policy; absent fields are kept.",
+            vec![
+                opt("name", sla_name("policy")),
+                opt("rank", int32("Order of evaluation: lower first.")),
+                opt(
+                    "condition",
+                    reference("PolicyCondition", "Replaces the whole condition."),
+                ),
+                opt(
+                    "calendar_id",
+                    nullable(uuid("Default calendar; `null`: the built-in 24x7.")),
+                ),
+                opt(
+                    "targets",
+                    array(schema_ref("SlaTarget"), "Replaces all targets."),
                 ),
             ],
         ),
@@ -2985,6 +3638,9 @@ mod tests {
         if let Some(e) = s.get("enum").and_then(Value::as_array) {
             return e[0].clone();
         }
+        if let Some(e) = s.get("examples").and_then(Value::as_array) {
+            return e[0].clone();
+        }
         if let Some(o) = s.get("oneOf").and_then(Value::as_array) {
             return sample(d, &o[0], all);
         }
@@ -3106,6 +3762,122 @@ mod tests {
         check_request::<directory::CategoryCreate>(&d, "CategoryCreate");
         check_request::<directory::TenantCreate>(&d, "TenantCreate");
         check_request::<api_keys::ApiKeyCreate>(&d, "ApiKeyCreate");
+    }
+
+    #[test]
+    fn sla_config_request_schemas_match_the_dtos() {
+        use crate::routes::sla;
+        let d = doc();
+        check_request::<sla::CalendarCreate>(&d, "SlaCalendarCreate");
+        check_request::<sla::CalendarUpdate>(&d, "SlaCalendarUpdate");
+        check_request::<sla::HolidayImport>(&d, "HolidayImport");
+        check_request::<sla::PolicyCreate>(&d, "SlaPolicyCreate");
+        check_request::<sla::PolicyUpdate>(&d, "SlaPolicyUpdate");
+        crate::extract::parse_strict::<sla::PolicyUpdate>(br#"{"calendar_id":null}"#).unwrap();
+        // The enumerations and the time format are those of the domain types.
+        use eventdesk_domain::sla::calendar::WeeklyRange;
+        for v in schema(&d, "Weekday")["enum"].as_array().unwrap() {
+            let body = json!({"day": v, "start": "00:00", "end": "24:00"}).to_string();
+            crate::extract::parse_strict::<WeeklyRange>(body.as_bytes())
+                .unwrap_or_else(|e| panic!("{v}: {e:?}"));
+        }
+        let pattern = schema(&d, "LocalTime")["pattern"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(pattern.contains("24:00"));
+        for bad in ["24:01", "8:00", "08:60", "x"] {
+            let body = json!({"day": "monday", "start": bad, "end": "09:00"}).to_string();
+            assert!(crate::extract::parse_strict::<WeeklyRange>(body.as_bytes()).is_err());
+        }
+    }
+
+    #[test]
+    fn sla_config_response_schemas_match_the_views() {
+        use eventdesk_domain::sla::calendar::{ClosureRange, Holiday, LocalTime};
+        use eventdesk_domain::sla::policy::{PolicyCondition, SlaTarget};
+        use eventdesk_domain::values::{Impact, Priority};
+        use eventdesk_domain::{CalendarId, CategoryId, SlaPolicyId, TeamId};
+        use eventdesk_projections::queries::sla_config::{SlaCalendarView, SlaPolicyView};
+        let d = doc();
+        let id = |n: u128| uuid::Uuid::from_u128(n);
+        let mut stored = SlaCalendarView::builtin();
+        stored.id = Some(CalendarId(id(1)));
+        stored.name = "Office".into();
+        stored.builtin = false;
+        stored.active = false;
+        stored.created_at = Some(samples::now());
+        stored.updated_at = Some(samples::now());
+        stored.version = 3;
+        stored.definition.time_zone = "Europe/Berlin".into();
+        stored.definition.holidays = vec![
+            Holiday {
+                date: chrono::NaiveDate::from_ymd_opt(2025, 12, 24).unwrap(),
+                name: "Christmas Eve".into(),
+                closed: vec![ClosureRange {
+                    start: LocalTime::parse("12:00").unwrap(),
+                    end: LocalTime::parse("24:00").unwrap(),
+                }],
+            },
+            Holiday {
+                date: chrono::NaiveDate::from_ymd_opt(2025, 12, 25).unwrap(),
+                name: String::new(),
+                closed: vec![],
+            },
+        ];
+        let calendars = vec![SlaCalendarView::builtin(), stored];
+        let values = check_response(&d, "SlaCalendar", &calendars);
+        let holidays: Vec<Value> = values
+            .iter()
+            .flat_map(|v| v["holidays"].as_array().cloned().unwrap_or_default())
+            .collect();
+        assert_covered(&d, "Holiday", &holidays);
+        check_response(&d, "SlaCalendarPage", &samples::page(calendars));
+        let full = SlaPolicyView {
+            id: SlaPolicyId(id(2)),
+            name: "Network".into(),
+            rank: 10,
+            condition: PolicyCondition {
+                team_id: Some(TeamId(id(3))),
+                category_id: Some(CategoryId(id(4))),
+                impact: Some(Impact::High),
+            },
+            calendar_id: Some(CalendarId(id(1))),
+            targets: vec![
+                SlaTarget {
+                    priority: Priority::Critical,
+                    response_minutes: Some(15),
+                    resolution_minutes: Some(240),
+                    calendar_id: Some(CalendarId(id(5))),
+                },
+                SlaTarget {
+                    priority: Priority::Low,
+                    response_minutes: None,
+                    resolution_minutes: Some(4320),
+                    calendar_id: None,
+                },
+            ],
+            active: true,
+            created_at: samples::now(),
+            updated_at: samples::now(),
+            version: 2,
+        };
+        let bare = SlaPolicyView {
+            condition: PolicyCondition::default(),
+            calendar_id: None,
+            targets: vec![],
+            active: false,
+            ..full.clone()
+        };
+        let policies = vec![full, bare];
+        let values = check_response(&d, "SlaPolicy", &policies);
+        assert_covered(&d, "PolicyCondition", &[values[0]["condition"].clone()]);
+        assert_covered(
+            &d,
+            "SlaTarget",
+            &values[0]["targets"].as_array().cloned().unwrap(),
+        );
+        check_response(&d, "SlaPolicyPage", &samples::page(policies));
     }
 
     #[test]

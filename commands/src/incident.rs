@@ -8,8 +8,11 @@ use eventdesk_domain::values::{Description, Impact, IncidentNumber, Priority, Ti
 use eventdesk_domain::{
     Actor, Aggregate, CategoryId, IncidentId, PriorityMatrix, StreamId, TeamId, TenantId, UserId,
 };
+use chrono::{DateTime, Utc};
+use eventdesk_domain::sla::timer::{SlaRules, follow_up};
 use eventdesk_store::AppendOutcome;
-use eventdesk_store::{ExpectedVersion, PgEventStore, StreamRef};
+use std::sync::Arc;
+use eventdesk_store::{EventStore, ExpectedVersion, PgEventStore, StreamRef};
 
 /// Everything `IncidentCommand::Create` needs except the number, which the command layer
 /// allocates.
@@ -39,9 +42,23 @@ pub struct NewIncident {
     pub reporter_id: UserId,
     /// Who logs it.
     pub actor: Actor,
+    /// The tenant's SLA policies and calendars (the timers start with the incident).
+    pub sla: Arc<SlaRules>,
 }
 
 impl NewIncident {
+    /// The events creating the incident with `number` at `now`: the domain's decision plus the
+    /// SLA timers it starts.
+    fn decide(
+        &self,
+        number: IncidentNumber,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<IncidentEvent>, IncidentError> {
+        let fresh = IncidentAggregate::default();
+        let events = fresh.decide(self.command(number), now)?;
+        Ok(with_sla_follow_up(&fresh, events, &self.sla, now))
+    }
+
     /// The create command with `number`.
     pub fn command(&self, number: IncidentNumber) -> IncidentCommand {
         IncidentCommand::Create {
@@ -84,8 +101,8 @@ pub async fn create_incident(
     let number = IncidentNumber::from_sequence(u64::try_from(seq).unwrap_or(0))
         .map_err(|e| CommandError::Corrupt(e.to_string()))?;
     let mut state = IncidentAggregate::default();
-    let events = state
-        .decide(new.command(number), clock.now())
+    let events = new
+        .decide(number, clock.now())
         .map_err(CommandError::Rejected)?;
     let envelopes = encode(&events).map_err(CommandError::Corrupt)?;
     let out = store
@@ -277,7 +294,7 @@ impl CreateBatcher {
             let number = IncidentNumber::from_sequence(u64::try_from(next + 1).unwrap_or(0))
                 .map_err(|e| e.to_string())?;
             let state = IncidentAggregate::default();
-            let events = match state.decide(job.new.command(number), now) {
+            let events = match job.new.decide(number, now) {
                 Ok(ev) => ev,
                 Err(e) => {
                     staged.push(Staged::Rejected(e));
@@ -348,4 +365,76 @@ enum Staged {
     Rejected(IncidentError),
     Written(Box<IncidentAggregate>, Vec<IncidentEvent>, AppendOutcome),
     Replayed(AppendOutcome),
+}
+
+/// `events` (decided on `before`) followed by the SLA events they cause under `rules`.
+pub fn with_sla_follow_up(
+    before: &IncidentAggregate,
+    mut events: Vec<IncidentEvent>,
+    rules: &SlaRules,
+    now: DateTime<Utc>,
+) -> Vec<IncidentEvent> {
+    let mut after = before.clone();
+    for e in &events {
+        after.evolve(e);
+    }
+    if let Some(incident) = after.incident() {
+        let more = follow_up(incident, &events, rules, now);
+        events.extend(more);
+    }
+    events
+}
+
+/// A clock stopped at one instant, so that a decision and its SLA follow-up share `now`.
+#[derive(Debug, Clone, Copy)]
+struct FixedClock(DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// Runs incident commands like [`crate::execute_many`], then appends, in the same batch, the SLA
+/// events they cause under the tenant's `rules` (timers stopped, restarted, rescheduled). Every
+/// user-facing incident command goes through here; the SLA scheduler's `RecordSlaThreshold`
+/// needs no rules and uses the generic path.
+pub async fn execute_incident(
+    store: &PgEventStore,
+    clock: &dyn Clock,
+    tenant: TenantId,
+    id: IncidentId,
+    commands: Vec<IncidentCommand>,
+    opts: &Options,
+    rules: &SlaRules,
+) -> Result<Executed<IncidentAggregate>, CommandError<IncidentError>> {
+    let now = FixedClock(clock.now());
+    let stream = StreamId(id.0);
+    let mut prepared =
+        crate::prepare::<IncidentAggregate>(store, &now, tenant, stream, commands, opts).await?;
+    let decided = std::mem::take(&mut prepared.events);
+    prepared.events = with_sla_follow_up(&prepared.state, decided, rules, now.0);
+    if prepared.events.is_empty() {
+        return Ok(prepared.into_executed(None));
+    }
+    let envelopes = encode(&prepared.events).map_err(CommandError::Corrupt)?;
+    let out = store
+        .append(
+            tenant,
+            &StreamRef::new(IncidentAggregate::STREAM_TYPE, stream),
+            prepared.expected(),
+            envelopes,
+            &opts.metadata,
+            opts.idempotency.as_ref(),
+        )
+        .await?;
+    if out.replayed {
+        let (state, version) = crate::load::<IncidentAggregate>(store, tenant, stream).await?;
+        return Ok(Executed {
+            state,
+            version,
+            appended: Some(out),
+        });
+    }
+    Ok(prepared.into_executed(Some(out)))
 }

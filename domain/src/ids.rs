@@ -88,3 +88,11 @@ id_type!(
     /// An attachment on an incident.
     AttachmentId
 );
+id_type!(
+    /// An SLA policy of one tenant.
+    SlaPolicyId
+);
+id_type!(
+    /// A business-hours calendar of one tenant.
+    CalendarId
+);

@@ -64,8 +64,21 @@ use crate::values::{
     Priority, ReasonText, ResolutionText, Sha256Hex, Title, Urgency, WorkNoteBody, WorkNoteType,
     str_enum,
 };
+use crate::sla::policy::SlaMetric;
+use crate::sla::timer::{
+    SLA_ACTOR, SlaBreached, SlaState, SlaTimerRescheduled, SlaTimerStarted, SlaTimerStopped,
+    SlaWarningIssued, ThresholdError, record_threshold,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+/// The history field of a metric's due time.
+fn due_field(metric: SlaMetric) -> &'static str {
+    match metric {
+        SlaMetric::Response => "response_due_at",
+        SlaMetric::Resolution => "resolution_due_at",
+    }
+}
 
 str_enum!(
     /// What a command does, for error messages, permissions and "which buttons to show".
@@ -94,8 +107,24 @@ str_enum!(
         AddWorkNote => "add_work_note",
         /// [`IncidentCommand::AddAttachment`].
         AddAttachment => "add_attachment",
+        /// [`IncidentCommand::RecordSlaThreshold`] (the SLA scheduler only).
+        RecordSlaThreshold => "record_sla_threshold",
+        /// [`IncidentCommand::RefreshSla`] (the system only).
+        RefreshSla => "refresh_sla",
     }
 );
+
+impl IncidentAction {
+    /// Whether only the system issues this action (the SLA clock), never a user.
+    pub fn is_system(self) -> bool {
+        matches!(self, Self::RecordSlaThreshold | Self::RefreshSla)
+    }
+
+    /// The actions a user can take, in declaration order.
+    pub fn user_actions() -> impl Iterator<Item = IncidentAction> {
+        Self::ALL.iter().copied().filter(|a| !a.is_system())
+    }
+}
 
 str_enum!(
     /// What stopped the response clock.
@@ -141,6 +170,9 @@ pub enum IncidentError {
     /// An attachment with this id already exists on the incident.
     #[error("attachment {0} already exists")]
     DuplicateAttachment(AttachmentId),
+    /// The SLA scheduler's threshold could not be recorded.
+    #[error(transparent)]
+    Sla(#[from] ThresholdError),
 }
 
 impl IncidentError {
@@ -154,6 +186,9 @@ impl IncidentError {
             Self::EmptyAssignment => "empty_assignment",
             Self::DuplicateWorkNote(_) => "duplicate_work_note",
             Self::DuplicateAttachment(_) => "duplicate_attachment",
+            Self::Sla(ThresholdError::NotDue { .. }) => "sla_threshold_not_due",
+            Self::Sla(ThresholdError::NotRunning { .. }) => "sla_timer_not_running",
+            Self::Sla(ThresholdError::UnknownThreshold(_)) => "sla_unknown_threshold",
         }
     }
 }
@@ -175,6 +210,7 @@ pub fn next_status(
     let invalid = |to| IncidentError::InvalidTransition { from, to };
     match action {
         A::Create => Err(IncidentError::AlreadyExists),
+        A::RecordSlaThreshold | A::RefreshSla => Ok(from),
         A::Update | A::AddWorkNote | A::AddAttachment => {
             if from.is_final() {
                 Err(not_allowed)
@@ -362,6 +398,19 @@ pub enum IncidentCommand {
         /// Who uploads.
         uploaded_by: Actor,
     },
+    /// The SLA scheduler records that a threshold (50/75/90 % or the 100 % breach) of a timer
+    /// was crossed. Recorded at most once per metric, cycle and threshold; a repeat is a no-op.
+    RecordSlaThreshold {
+        /// Metric.
+        metric: SlaMetric,
+        /// Cycle.
+        cycle: u32,
+        /// 50, 75, 90 or 100.
+        threshold: u8,
+    },
+    /// Re-evaluate the SLA timers against the current policies and calendars (after a policy or
+    /// calendar change). Emits nothing itself; the command layer's SLA follow-up does the work.
+    RefreshSla,
 }
 
 impl IncidentCommand {
@@ -380,6 +429,8 @@ impl IncidentCommand {
             Self::Cancel { .. } => IncidentAction::Cancel,
             Self::AddWorkNote { .. } => IncidentAction::AddWorkNote,
             Self::AddAttachment { .. } => IncidentAction::AddAttachment,
+            Self::RecordSlaThreshold { .. } => IncidentAction::RecordSlaThreshold,
+            Self::RefreshSla => IncidentAction::RefreshSla,
         }
     }
 
@@ -398,6 +449,7 @@ impl IncidentCommand {
             | Self::Cancel { actor, .. } => *actor,
             Self::AddWorkNote { author, .. } => *author,
             Self::AddAttachment { uploaded_by, .. } => *uploaded_by,
+            Self::RecordSlaThreshold { .. } | Self::RefreshSla => SLA_ACTOR,
         }
     }
 }
@@ -675,6 +727,16 @@ pub enum IncidentEvent {
     IncidentWorkNoteAdded(IncidentWorkNoteAdded),
     /// See [`IncidentAttachmentAdded`].
     IncidentAttachmentAdded(IncidentAttachmentAdded),
+    /// See [`SlaTimerStarted`].
+    SlaTimerStarted(SlaTimerStarted),
+    /// See [`SlaTimerRescheduled`].
+    SlaTimerRescheduled(SlaTimerRescheduled),
+    /// See [`SlaTimerStopped`].
+    SlaTimerStopped(SlaTimerStopped),
+    /// See [`SlaWarningIssued`].
+    SlaWarningIssued(SlaWarningIssued),
+    /// See [`SlaBreached`].
+    SlaBreached(SlaBreached),
 }
 
 impl IncidentEvent {
@@ -693,6 +755,11 @@ impl IncidentEvent {
         "IncidentCancelled",
         "IncidentWorkNoteAdded",
         "IncidentAttachmentAdded",
+        "SlaTimerStarted",
+        "SlaTimerRescheduled",
+        "SlaTimerStopped",
+        "SlaWarningIssued",
+        "SlaBreached",
     ];
 
     /// Who caused the event (the `changed_by` of history rows).
@@ -711,6 +778,11 @@ impl IncidentEvent {
             Self::IncidentCancelled(e) => e.actor,
             Self::IncidentWorkNoteAdded(e) => e.author,
             Self::IncidentAttachmentAdded(e) => e.uploaded_by,
+            Self::SlaTimerStarted(_)
+            | Self::SlaTimerRescheduled(_)
+            | Self::SlaTimerStopped(_)
+            | Self::SlaWarningIssued(_)
+            | Self::SlaBreached(_) => SLA_ACTOR,
         }
     }
 
@@ -730,7 +802,24 @@ impl IncidentEvent {
             Self::IncidentCancelled(e) => e.at,
             Self::IncidentWorkNoteAdded(e) => e.at,
             Self::IncidentAttachmentAdded(e) => e.at,
+            Self::SlaTimerStarted(e) => e.at,
+            Self::SlaTimerRescheduled(e) => e.at,
+            Self::SlaTimerStopped(e) => e.at,
+            Self::SlaWarningIssued(e) => e.at,
+            Self::SlaBreached(e) => e.at,
         }
+    }
+
+    /// Whether this is one of the SLA clock's own events.
+    pub fn is_sla(&self) -> bool {
+        matches!(
+            self,
+            Self::SlaTimerStarted(_)
+                | Self::SlaTimerRescheduled(_)
+                | Self::SlaTimerStopped(_)
+                | Self::SlaWarningIssued(_)
+                | Self::SlaBreached(_)
+        )
     }
 
     /// The status after the event, if the event sets one.
@@ -748,7 +837,12 @@ impl IncidentEvent {
             Self::IncidentUpdated(_)
             | Self::IncidentResponded(_)
             | Self::IncidentWorkNoteAdded(_)
-            | Self::IncidentAttachmentAdded(_) => None,
+            | Self::IncidentAttachmentAdded(_)
+            | Self::SlaTimerStarted(_)
+            | Self::SlaTimerRescheduled(_)
+            | Self::SlaTimerStopped(_)
+            | Self::SlaWarningIssued(_)
+            | Self::SlaBreached(_) => None,
         }
     }
 
@@ -835,6 +929,25 @@ impl IncidentEvent {
             Self::IncidentClosed(_) => vec![status(Some(S::Resolved), S::Closed)],
             Self::IncidentCancelled(e) => vec![status(Some(e.from), S::Cancelled)],
             Self::IncidentWorkNoteAdded(_) | Self::IncidentAttachmentAdded(_) => Vec::new(),
+            Self::SlaTimerStarted(e) => vec![FieldChange::new(
+                due_field(e.metric),
+                None::<String>,
+                Some(e.schedule.due_at.to_rfc3339()),
+            )],
+            Self::SlaTimerRescheduled(e) => vec![FieldChange::new(
+                due_field(e.metric),
+                Some(e.previous_due_at.to_rfc3339()),
+                Some(e.schedule.due_at.to_rfc3339()),
+            )],
+            Self::SlaTimerStopped(_) | Self::SlaWarningIssued(_) => Vec::new(),
+            Self::SlaBreached(e) => vec![FieldChange::new(
+                match e.metric {
+                    SlaMetric::Response => "response_breached",
+                    SlaMetric::Resolution => "resolution_breached",
+                },
+                Some(false),
+                Some(true),
+            )],
         }
     }
 }
@@ -855,6 +968,11 @@ impl DomainEvent for IncidentEvent {
             Self::IncidentCancelled(_) => "IncidentCancelled",
             Self::IncidentWorkNoteAdded(_) => "IncidentWorkNoteAdded",
             Self::IncidentAttachmentAdded(_) => "IncidentAttachmentAdded",
+            Self::SlaTimerStarted(_) => "SlaTimerStarted",
+            Self::SlaTimerRescheduled(_) => "SlaTimerRescheduled",
+            Self::SlaTimerStopped(_) => "SlaTimerStopped",
+            Self::SlaWarningIssued(_) => "SlaWarningIssued",
+            Self::SlaBreached(_) => "SlaBreached",
         }
     }
 }
@@ -961,6 +1079,9 @@ pub struct Incident {
     pub work_notes: Vec<WorkNote>,
     /// Attachments, oldest first.
     pub attachments: Vec<Attachment>,
+    /// The current SLA timers.
+    #[serde(default)]
+    pub sla: SlaState,
 }
 
 impl Incident {
@@ -975,6 +1096,7 @@ impl Incident {
         IncidentAction::ALL
             .iter()
             .copied()
+            .filter(|a| !a.is_system())
             .filter(|a| self.next_status(*a).is_ok())
             .collect()
     }
@@ -1009,7 +1131,18 @@ impl Incident {
             reopen_count: 0,
             work_notes: Vec::new(),
             attachments: Vec::new(),
+            sla: SlaState::default(),
         }
+    }
+
+    /// When the first response is due (the response timer's current due time).
+    pub fn response_due_at(&self) -> Option<DateTime<Utc>> {
+        self.sla.response.as_ref().map(|t| t.due_at)
+    }
+
+    /// When the resolution is due (the current cycle's due time).
+    pub fn resolution_due_at(&self) -> Option<DateTime<Utc>> {
+        self.sla.resolution.as_ref().map(|t| t.due_at)
     }
 
     fn clear_hold(&mut self) {
@@ -1019,6 +1152,11 @@ impl Incident {
     }
 
     fn apply(&mut self, event: &IncidentEvent) {
+        self.sla.apply(event);
+        if event.is_sla() {
+            // The clock's own events are not edits of the incident.
+            return;
+        }
         self.updated_at = event.at();
         self.updated_by = event.actor();
         match event {
@@ -1107,6 +1245,11 @@ impl Incident {
                 uploaded_by: e.uploaded_by,
                 uploaded_at: e.at,
             }),
+            IncidentEvent::SlaTimerStarted(_)
+            | IncidentEvent::SlaTimerRescheduled(_)
+            | IncidentEvent::SlaTimerStopped(_)
+            | IncidentEvent::SlaWarningIssued(_)
+            | IncidentEvent::SlaBreached(_) => {}
         }
     }
 
@@ -1137,6 +1280,14 @@ impl Incident {
         let action = command.action();
         match command {
             C::Create { .. } => Err(IncidentError::AlreadyExists),
+            C::RecordSlaThreshold {
+                metric,
+                cycle,
+                threshold,
+            } => Ok(record_threshold(&self.sla, metric, cycle, threshold, now)?
+                .into_iter()
+                .collect()),
+            C::RefreshSla => Ok(Vec::new()),
             C::UpdateFields {
                 title,
                 description,

@@ -28,6 +28,7 @@ pub mod error;
 pub mod ids;
 pub mod incident;
 pub mod priority;
+pub mod sla;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod values;

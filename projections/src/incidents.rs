@@ -6,7 +6,9 @@
 //! `evolve` folds the events on top (events at or below a row's version are skipped), and one
 //! statement per table writes the result:
 //! - `rm_incidents`: upsert guarded by `WHERE rm_incidents.version < EXCLUDED.version`;
-//!   `response_due_at`/`resolution_due_at` belong to the SLA engine and are never written here;
+//!   `response_due_at`/`resolution_due_at` are the current due times of the SLA timers, taken
+//!   from the `SlaTimerStarted`/`SlaTimerRescheduled` events of the batch; a batch without
+//!   them keeps the stored values (`COALESCE`);
 //! - history: one row per [`IncidentEvent::history`] entry, keyed by `(incident, version, seq)`;
 //! - work notes and attachments: one row per `…Added` event, keyed by their ids.
 //!
@@ -24,6 +26,7 @@ use crate::runtime::{HandlerError, Projection};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use eventdesk_domain::incident::IncidentEvent;
+use eventdesk_domain::sla::policy::SlaMetric;
 use eventdesk_domain::values::Priority;
 use eventdesk_domain::{Aggregate, IncidentAggregate};
 use eventdesk_store::RecordedEvent;
@@ -76,10 +79,22 @@ const INCIDENT_COLS: &[&str] = &[
     "updated_at",
     "updated_by",
     "version",
+    "response_due_at",
+    "resolution_due_at",
 ];
 
-static INCIDENT_UPSERT: LazyLock<String> =
-    LazyLock::new(|| upsert_sql("rm_incidents", &["tenant_id", "id"], INCIDENT_COLS, &[]));
+static INCIDENT_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    upsert_sql("rm_incidents", &["tenant_id", "id"], INCIDENT_COLS, &[])
+        .replace(
+            "response_due_at = EXCLUDED.response_due_at",
+            "response_due_at = COALESCE(EXCLUDED.response_due_at, rm_incidents.response_due_at)",
+        )
+        .replace(
+            "resolution_due_at = EXCLUDED.resolution_due_at",
+            "resolution_due_at = COALESCE(EXCLUDED.resolution_due_at, \
+             rm_incidents.resolution_due_at)",
+        )
+});
 
 /// The domain state needs the lists it keeps; the read model holds them in their own tables,
 /// and only the new ones of a batch matter here.
@@ -178,7 +193,18 @@ impl Projection for IncidentProjection {
         let mut history = HistoryRows::default();
         let mut notes = NoteRows::default();
         let mut files = AttachmentRows::default();
+        let mut dues: std::collections::HashMap<(Uuid, Uuid), [Option<DateTime<Utc>>; 2]> =
+            std::collections::HashMap::new();
         fold::apply(&mut states, &events, |rec, ev: &IncidentEvent| {
+            let due = match ev {
+                IncidentEvent::SlaTimerStarted(s) => Some((s.metric, s.schedule.due_at)),
+                IncidentEvent::SlaTimerRescheduled(s) => Some((s.metric, s.schedule.due_at)),
+                _ => None,
+            };
+            if let Some((metric, at)) = due {
+                let slot = dues.entry((rec.tenant_id.0, rec.stream_id.0)).or_default();
+                slot[usize::from(metric == SlaMetric::Resolution)] = Some(at);
+            }
             let (actor, at) = (ev.actor(), ev.at());
             for (seq, change) in ev.history().into_iter().enumerate() {
                 history.tenant.push(rec.tenant_id.0);
@@ -227,10 +253,14 @@ impl Projection for IncidentProjection {
             Ok(())
         })?;
 
-        let rows = changed_rows(&states, true, |_, agg, row| {
+        let rows = changed_rows(&states, true, |key, agg, row| {
             if let Some(i) = &agg.state {
                 row.remove("work_notes");
                 row.remove("attachments");
+                row.remove("sla");
+                let [response, resolution] = dues.get(&key).copied().unwrap_or_default();
+                row.insert("response_due_at".into(), serde_json::json!(response));
+                row.insert("resolution_due_at".into(), serde_json::json!(resolution));
                 let seq = i64::try_from(i.number.sequence())
                     .map_err(|_| err("incident number out of range"))?;
                 row.insert("number_seq".into(), serde_json::json!(seq));

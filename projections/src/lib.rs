@@ -23,6 +23,10 @@
 //! - [`incidents`] (`IncidentProjection`, "incidents" v1): `rm_incidents`,
 //!   `rm_incident_history`, `rm_incident_work_notes`, `rm_incident_attachments`; and, through
 //!   triggers on `rm_incidents` (migration 0007), `rm_incident_counts`.
+//! - [`sla_timers`] (`SlaTimerProjection`, "sla_timers" v1): `rm_sla_timers` (one row per
+//!   incident, metric and cycle), the scheduler's `sla_deadlines` and `sla_refresh_queue`.
+//! - [`sla_config`] (`SlaConfigProjection`, "sla_config" v1): `rm_sla_calendars` and
+//!   `rm_sla_policies`, the tenants' SLA calendars and policies.
 //! - [`queries`]: the read functions over them (tenant-scoped, RLS-protected).
 //!
 //! Both fold a batch with the domain's own `evolve` on top of the rows they load (one SELECT),
@@ -36,9 +40,13 @@ mod fold;
 pub mod incidents;
 pub mod queries;
 pub mod runtime;
+pub mod sla_config;
+pub mod sla_timers;
 pub mod status;
 
 pub use directory::DirectoryProjection;
 pub use incidents::IncidentProjection;
 pub use runtime::{HandlerError, Projection, ProjectorRuntime, RuntimeConfig, RuntimeHandle};
+pub use sla_config::SlaConfigProjection;
+pub use sla_timers::SlaTimerProjection;
 pub use status::{ProjectionState, ProjectionStatus, projection_status};

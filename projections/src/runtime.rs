@@ -562,8 +562,18 @@ impl ProjectorRuntime {
     /// Runs one projection from its checkpoint up to the current head in this task, without
     /// leadership (for benchmarks and the `projections rebuild` command, which take the lock
     /// themselves). Returns the work done.
+    ///
+    /// "The head" is every transaction that had started when the call began: the horizon may
+    /// lag behind it while another transaction of the cluster is open, so an empty read only
+    /// ends the catch-up once the horizon has passed every such transaction.
     pub async fn catch_up(&self, p: &dyn Projection) -> Result<CatchUp, String> {
         let started = Instant::now();
+        let snapshot_edge = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8";
+        let horizon = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8";
+        let target: i64 = sqlx::query_scalar(snapshot_edge)
+            .fetch_one(self.store.pool())
+            .await
+            .map_err(|e| e.to_string())?;
         self.ensure_checkpoint(p).await.map_err(|e| e.to_string())?;
         let mut cp = self.load_checkpoint(p).await.map_err(|e| e.to_string())?;
         let mut out = CatchUp::default();
@@ -572,7 +582,23 @@ impl ProjectorRuntime {
             .read_all(cp, self.config.batch_size)
             .await
             .map_err(|e| e.to_string())?;
-        while !events.is_empty() {
+        loop {
+            if events.is_empty() {
+                let passed: i64 = sqlx::query_scalar(horizon)
+                    .fetch_one(self.store.pool())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if passed >= target {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                events = self
+                    .store
+                    .read_all(cp, self.config.batch_size)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                continue;
+            }
             let (done, next) = self.process_prefetching(p, cp, &events).await;
             cp = done.map_err(|()| "checkpoint moved by another runner".to_owned())?;
             out.events += events.len() as u64;

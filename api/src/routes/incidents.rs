@@ -14,7 +14,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use eventdesk_commands::{Executed, Options, execute_many};
+use eventdesk_commands::incident::execute_incident;
+use eventdesk_commands::{Executed, Options};
+use eventdesk_domain::sla::timer::SlaRules;
 use eventdesk_domain::incident::{IncidentAggregate, IncidentCommand};
 use eventdesk_domain::values::{
     Description, HoldReason, Impact, IncidentStatus, Priority, ReasonText, ResolutionText, Title,
@@ -31,6 +33,8 @@ use serde::Deserialize;
 
 /// The read model writes wait for.
 const PROJECTION: &str = "incidents";
+/// The SLA timer read model, which `GET …/sla` and `GET /sla/timers` read.
+const SLA_PROJECTION: &str = "sla_timers";
 
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
@@ -206,7 +210,7 @@ pub async fn get_one(
 }
 
 /// A path id that is not a UUID cannot name an incident: 404, like any unknown id.
-fn parse_id(raw: &str) -> ApiResult<IncidentId> {
+pub(crate) fn parse_id(raw: &str) -> ApiResult<IncidentId> {
     raw.parse().map(IncidentId).map_err(|_| ApiError::NotFound)
 }
 
@@ -273,6 +277,14 @@ async fn check_refs(
     }
 }
 
+/// The tenant's SLA policies and calendars, for the SLA follow-up of incident commands.
+async fn sla_rules(state: &AppState, principal: &Principal) -> ApiResult<SlaRules> {
+    let mut tx = state.tenant_tx(principal.tenant).await?;
+    let rules = state.sla_rules.load(&mut tx, principal.tenant).await?;
+    tx.commit().await?;
+    Ok(rules)
+}
+
 async fn priority_matrix(state: &AppState, principal: &Principal) -> ApiResult<PriorityMatrix> {
     let mut tx = state.tenant_tx(principal.tenant).await?;
     let t = directory::get_tenant(&mut tx, principal.tenant).await?;
@@ -313,6 +325,7 @@ pub async fn create(
     )
     .await?;
     let matrix = priority_matrix(&state, &principal).await?;
+    let sla = std::sync::Arc::new(sla_rules(&state, &principal).await?);
     let id = IncidentId::new();
     let actor = principal.actor();
     let opts = Options {
@@ -337,6 +350,7 @@ pub async fn create(
         assignee_id: value.assignee_id,
         reporter_id: reporter,
         actor,
+        sla,
     };
     let done = state.creates.create(principal.tenant, new, opts).await?;
     let id = done
@@ -345,6 +359,7 @@ pub async fn create(
         .map(|i| i.id)
         .ok_or_else(|| ApiError::Internal("created incident has no state".into()))?;
     state.wait_visible(PROJECTION, done.checkpoint()).await;
+    state.wait_visible(SLA_PROJECTION, done.checkpoint()).await;
     let detail = read_detail(&state, &principal, id).await?;
     let mut resp = with_etag(StatusCode::CREATED, detail);
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/incidents/{id}")) {
@@ -383,16 +398,19 @@ async fn run(
         idempotency: None,
         if_match: if_match.0,
     };
-    let done: Executed<IncidentAggregate> = execute_many(
+    let rules = sla_rules(state, principal).await?;
+    let done: Executed<IncidentAggregate> = execute_incident(
         &state.store,
         &*state.clock,
         principal.tenant,
-        StreamId(id.0),
+        id,
         commands,
         &opts,
+        &rules,
     )
     .await?;
     state.wait_visible(PROJECTION, done.checkpoint()).await;
+    state.wait_visible(SLA_PROJECTION, done.checkpoint()).await;
     Ok(with_etag(
         StatusCode::OK,
         read_detail(state, principal, id).await?,

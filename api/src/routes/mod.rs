@@ -9,6 +9,8 @@ pub mod attachments;
 pub mod auth;
 pub mod directory;
 pub mod incidents;
+pub mod sla;
+pub mod sla_timers;
 
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -36,6 +38,16 @@ pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
         Method::GET,
         "/api/v1/incidents",
         p(Resource::Incident, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/incidents/{id}/sla",
+        p(Resource::Incident, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/sla/timers",
+        p(Resource::Sla, Action::Read),
     ),
     (
         Method::POST,
@@ -188,6 +200,67 @@ pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
         "/api/v1/categories/{id}/deactivate",
         p(Resource::Category, Action::Delete),
     ),
+    // SLA configuration.
+    (
+        Method::POST,
+        "/api/v1/sla/calendars",
+        p(Resource::Sla, Action::Create),
+    ),
+    (
+        Method::GET,
+        "/api/v1/sla/calendars",
+        p(Resource::Sla, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/sla/calendars/{id}",
+        p(Resource::Sla, Action::Read),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/sla/calendars/{id}",
+        p(Resource::Sla, Action::Write),
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/sla/calendars/{id}",
+        p(Resource::Sla, Action::Delete),
+    ),
+    (
+        Method::POST,
+        "/api/v1/sla/calendars/{id}/holidays/import",
+        p(Resource::Sla, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/sla/policies",
+        p(Resource::Sla, Action::Create),
+    ),
+    (
+        Method::GET,
+        "/api/v1/sla/policies",
+        p(Resource::Sla, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/sla/policies/{id}",
+        p(Resource::Sla, Action::Read),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/sla/policies/{id}",
+        p(Resource::Sla, Action::Write),
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/sla/policies/{id}",
+        p(Resource::Sla, Action::Delete),
+    ),
+    (
+        Method::POST,
+        "/api/v1/sla/policies/{id}/reactivate",
+        p(Resource::Sla, Action::Write),
+    ),
     // API keys.
     (
         Method::GET,
@@ -276,6 +349,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/incidents/{id}",
             get(incidents::get_one).patch(incidents::patch),
         )
+        .route("/api/v1/incidents/{id}/sla", get(sla_timers::incident_sla))
+        .route("/api/v1/sla/timers", get(sla_timers::list))
         .route("/api/v1/incidents/{id}/assign", post(incidents::assign))
         .route("/api/v1/incidents/{id}/start", post(incidents::start))
         .route("/api/v1/incidents/{id}/hold", post(incidents::hold))
@@ -341,6 +416,34 @@ pub fn router(state: AppState) -> Router {
             get(directory::list_categories).post(directory::create_category),
         )
         .route(
+            "/api/v1/sla/calendars",
+            get(sla::list_calendars).post(sla::create_calendar),
+        )
+        .route(
+            "/api/v1/sla/calendars/{id}",
+            get(sla::get_calendar)
+                .patch(sla::update_calendar)
+                .delete(sla::delete_calendar),
+        )
+        .route(
+            "/api/v1/sla/calendars/{id}/holidays/import",
+            post(sla::import_holidays),
+        )
+        .route(
+            "/api/v1/sla/policies",
+            get(sla::list_policies).post(sla::create_policy),
+        )
+        .route(
+            "/api/v1/sla/policies/{id}",
+            get(sla::get_policy)
+                .patch(sla::update_policy)
+                .delete(sla::delete_policy),
+        )
+        .route(
+            "/api/v1/sla/policies/{id}/reactivate",
+            post(sla::reactivate_policy),
+        )
+        .route(
             "/api/v1/api-keys",
             get(api_keys::list).post(api_keys::create),
         )
@@ -352,6 +455,11 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/tenants",
             get(directory::list_tenants).post(directory::create_tenant),
         )
+        // Layers run outside in: authorize (added last) first, then Idempotency-Key.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::idempotency::idempotency,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -13,6 +13,8 @@
 pub mod directory;
 pub mod incidents;
 pub mod paging;
+pub mod sla_config;
+pub mod sla_timers;
 
 pub use directory::{
     CategoryView, TeamView, TenantView, UserAuthRow, UserView, get_category, get_team, get_tenant,

@@ -4,7 +4,9 @@
 use crate::helpers::TestDb;
 use eventdesk_api::{Application, Config};
 use eventdesk_commands::tenant::{NewTenant, create_tenant_with_admin};
-use eventdesk_commands::{Options, SystemClock};
+use chrono::{DateTime, Utc};
+use eventdesk_commands::{Clock, Options, SystemClock};
+use std::sync::{Arc, Mutex};
 use eventdesk_domain::TenantId;
 use eventdesk_domain::values::{Email, PersonName, TenantName, Username};
 use eventdesk_store::{Db, EventMetadata};
@@ -80,6 +82,11 @@ impl TestApp {
 
     /// Spawns with extra environment variables.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        Self::spawn_with_clock(extra, Arc::new(SystemClock)).await
+    }
+
+    /// Spawns with extra environment variables and an injected clock.
+    pub async fn spawn_with_clock(extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> Self {
         let db = TestDb::new().await;
         let data = tempdir::Dir::new();
         let mut env: HashMap<String, String> = [
@@ -105,7 +112,9 @@ impl TestApp {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
-        let app = Application::build(config.clone()).await.expect("build app");
+        let app = Application::build_with_clock(config.clone(), clock)
+            .await
+            .expect("build app");
         let addr = app.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
@@ -271,5 +280,24 @@ impl TestApp {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body
+    }
+}
+
+/// A clock the test moves by hand.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl ManualClock {
+    pub fn at(t: DateTime<Utc>) -> Self {
+        Self(Arc::new(Mutex::new(t)))
+    }
+    pub fn advance(&self, d: chrono::TimeDelta) {
+        *self.0.lock().expect("clock") += d;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock")
     }
 }

@@ -26,7 +26,8 @@ async fn incident_lifecycle_end_to_end() {
         created.header("location"),
         Some(format!("/api/v1/incidents/{id}").as_str())
     );
-    assert_eq!(created.header("etag"), Some("\"1\""));
+    // The creation and the start of its two SLA timers: version 3.
+    assert_eq!(created.header("etag"), Some("\"3\""));
     assert_eq!(created.body["incident_number"], "INC000001");
     assert_eq!(created.body["status"], "new");
     // Derived from the ITIL matrix: extensive × critical.
@@ -140,6 +141,7 @@ async fn etag_if_match_and_concurrent_updates() {
     let t = app.tenant("Acme").await;
     let inc = app.incident(&t.admin, "Printer on fire").await;
     let path = format!("/api/v1/incidents/{}", inc["id"].as_str().unwrap());
+    let first = format!("\"{}\"", inc["version"]);
     // A matching If-Match succeeds and moves the ETag.
     let r = app
         .call_with(
@@ -147,11 +149,12 @@ async fn etag_if_match_and_concurrent_updates() {
             &path,
             Some(&t.admin),
             Some(json!({"title": "Printer smoking"})),
-            &[("if-match", "\"1\"")],
+            &[("if-match", first.as_str())],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(r.header("etag"), Some("\"2\""));
+    let next = format!("\"{}\"", inc["version"].as_i64().unwrap() + 1);
+    assert_eq!(r.header("etag"), Some(next.as_str()));
     // The old ETag is now stale: 412, and nothing changes.
     let r = app
         .call_with(
@@ -159,7 +162,7 @@ async fn etag_if_match_and_concurrent_updates() {
             &path,
             Some(&t.admin),
             Some(json!({"title": "Overwrite"})),
-            &[("if-match", "\"1\"")],
+            &[("if-match", first.as_str())],
         )
         .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
@@ -337,7 +340,7 @@ async fn validation_errors_name_the_field_and_mass_assignment_is_refused() {
             d.body["incident_number"].as_str(),
             d.body["version"].as_i64()
         ),
-        (Some("INC000001"), Some(1))
+        (Some("INC000001"), Some(3))
     );
     // Lists: limit over the maximum, unknown parameters and bad enums are 422 naming the field.
     for (q, field) in [

@@ -104,6 +104,8 @@ struct Targets {
     team: String,
     category: String,
     key: String,
+    calendar: String,
+    policy: String,
 }
 
 impl Targets {
@@ -120,6 +122,8 @@ impl Targets {
                 "id" if route.starts_with("/api/v1/teams/") => &self.team,
                 "id" if route.starts_with("/api/v1/categories/") => &self.category,
                 "id" if route.starts_with("/api/v1/api-keys/") => &self.key,
+                "id" if route.starts_with("/api/v1/sla/calendars/") => &self.calendar,
+                "id" if route.starts_with("/api/v1/sla/policies/") => &self.policy,
                 "aid" if route.starts_with("/api/v1/incidents/") => &self.attachment,
                 _ => return None,
             };
@@ -193,6 +197,30 @@ async fn team_and_category(app: &TestApp, admin: &str) -> (String, String) {
     (out[0].clone(), out[1].clone())
 }
 
+/// Creates an SLA calendar and an SLA policy (as `admin`); returns their ids.
+async fn sla_config(app: &TestApp, admin: &str) -> (String, String) {
+    let ctx = BodyCtx {
+        assignee: Uuid::nil(),
+    };
+    let mut out = Vec::new();
+    for (route, path) in [
+        ("/api/v1/sla/calendars", "/api/v1/sla/calendars"),
+        ("/api/v1/sla/policies", "/api/v1/sla/policies"),
+    ] {
+        let r = app
+            .call(
+                Method::POST,
+                path,
+                Some(admin),
+                body_for(&Method::POST, route, &ctx),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{path}: {:?}", r.body);
+        out.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    (out[0].clone(), out[1].clone())
+}
+
 /// A plausible body for a protected route (None for bodiless requests).
 fn body_for(method: &Method, route: &str, ctx: &BodyCtx) -> Option<Value> {
     let action = route
@@ -219,6 +247,21 @@ fn body_for(method: &Method, route: &str, ctx: &BodyCtx) -> Option<Value> {
         ("POST", "/api/v1/categories") => Some(json!({"name": format!("Cat {}", uniq())})),
         ("POST", "/api/v1/api-keys") => Some(json!({"name": format!("key {}", uniq())})),
         ("POST", "/api/v1/tenants") => Some(json!({"name": format!("Evil {}", uniq())})),
+        ("POST", "/api/v1/sla/calendars") => Some(json!({
+            "name": format!("Hours {}", uniq()), "time_zone": "Europe/Berlin",
+            "weekly_hours": [{"day": "monday", "start": "08:00", "end": "18:00"}],
+        })),
+        // A condition no test incident meets, so it changes no incident's SLA.
+        ("POST", "/api/v1/sla/policies") => Some(json!({
+            "name": format!("Policy {}", uniq()), "condition": {"impact": "extensive"},
+            "targets": [{"priority": "critical", "response_minutes": 5}],
+        })),
+        ("POST", "/api/v1/sla/calendars/{id}/holidays/import") => {
+            Some(json!({"ics": "BEGIN:VCALENDAR\nEND:VCALENDAR\n"}))
+        }
+        ("PATCH", "/api/v1/sla/calendars/{id}" | "/api/v1/sla/policies/{id}") => {
+            Some(json!({"name": "Renamed"}))
+        }
         ("POST", _) if route.ends_with("/deactivate") || route.ends_with("/reactivate") => None,
         ("POST", _) => Some(match action {
             "assign" => json!({"assignee_id": ctx.assignee}),
@@ -286,7 +329,9 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
     let a = app.tenant("Tenant A").await;
     let b = app.tenant("Tenant B").await;
 
-    // A's objects.
+    // A's objects. (The SLA configuration first: a policy change re-evaluates the timers of
+    // open incidents, which would move the incident's version during the test.)
+    let (a_calendar, a_policy) = sla_config(&app, &a.admin).await;
     let inc = app.incident(&a.admin, "A's secret incident").await;
     let inc_id = inc["id"].as_str().unwrap().to_owned();
     let inc_path = format!("/api/v1/incidents/{inc_id}");
@@ -308,6 +353,8 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         team: team_id.clone(),
         category: cat_id.clone(),
         key: a_key_id.clone(),
+        calendar: a_calendar.clone(),
+        policy: a_policy.clone(),
     };
     // A's view of each object, before B tries anything.
     let readable = [
@@ -389,6 +436,8 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         team_id.clone(),
         cat_id.clone(),
         a_key_id.clone(),
+        a_calendar.clone(),
+        a_policy.clone(),
     ]
     .into();
     for path in [
@@ -401,6 +450,8 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         "/api/v1/teams?limit=100".to_owned(),
         "/api/v1/categories?limit=100".to_owned(),
         "/api/v1/api-keys".to_owned(),
+        "/api/v1/sla/calendars?limit=100".to_owned(),
+        "/api/v1/sla/policies?limit=100".to_owned(),
     ] {
         let r = app.call(Method::GET, &path, Some(&b.admin), None).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {:?}", r.body);
@@ -557,6 +608,7 @@ async fn every_role_gets_exactly_the_routes_its_permissions_allow() {
         .await;
         assert_eq!(up.status, StatusCode::CREATED, "{:?}", up.body);
         let (team, category) = team_and_category(&app, &t.admin).await;
+        let (calendar, policy) = sla_config(&app, &t.admin).await;
         let (key, _) = api_key(&app, &t.admin, json!({"name": format!("k {role_name}")})).await;
         let targets = Targets {
             incident: inc_id,
@@ -565,6 +617,8 @@ async fn every_role_gets_exactly_the_routes_its_permissions_allow() {
             team,
             category,
             key,
+            calendar,
+            policy,
         };
         for (method, route, needed) in PERMISSIONS {
             assert_eq!(permission_for(method, route), Some(*needed));
@@ -1406,7 +1460,8 @@ async fn oversized_json_bodies_are_refused_with_413() {
     }
     // Nothing was written, and a body just under the limit is not refused for its size.
     let r = app.call(Method::GET, &path, Some(&t.admin), None).await;
-    assert_eq!(r.body["version"], 1);
+    // Created with its two SLA timers: version 3.
+    assert_eq!(r.body["version"], 3);
     let r = app
         .call(
             Method::POST,
