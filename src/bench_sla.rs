@@ -29,9 +29,7 @@ use eventdesk_domain::{
     Actor, Aggregate, IncidentId, PriorityMatrix, SlaPolicyId, StreamId, TenantId, UserId,
 };
 use eventdesk_projections::{ProjectorRuntime, RuntimeConfig, SlaTimerProjection};
-use eventdesk_store::{
-    EventStore, ExpectedVersion, NewEvent, PgEventStore, StreamRef, Upcasters,
-};
+use eventdesk_store::{EventStore, ExpectedVersion, NewEvent, PgEventStore, StreamRef, Upcasters};
 use eventdesk_workers::{SchedulerConfig, SlaRulesCache, SlaScheduler};
 use sqlx::PgPool;
 use std::collections::HashMap;

@@ -103,7 +103,9 @@ pub async fn idempotency(
         Claim::Replay(resp) => return Ok(resp),
         Claim::Ours => {}
     }
-    let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     let status = resp.status();
     if !keep(status) {
         release(&state, tenant.0, &key).await;
@@ -200,7 +202,9 @@ async fn claim(
         let headers: serde_json::Value = row
             .try_get::<Option<serde_json::Value>, _>("headers")?
             .unwrap_or_default();
-        let body: Vec<u8> = row.try_get::<Option<Vec<u8>>, _>("body")?.unwrap_or_default();
+        let body: Vec<u8> = row
+            .try_get::<Option<Vec<u8>>, _>("body")?
+            .unwrap_or_default();
         let mut resp = (
             StatusCode::from_u16(u16::try_from(status).unwrap_or(200)).unwrap_or(StatusCode::OK),
             Bytes::from(body),

@@ -1409,9 +1409,7 @@ fn takes_idempotency_key(op: &Op) -> bool {
 }
 
 fn sla_timer_query_params() -> Vec<Value> {
-    let param = |name: &str, schema: Value, description: &str| {
-        json!({ "name": name, "in": "query", "description": description, "schema": schema })
-    };
+    let param = |name: &str, schema: Value, description: &str| json!({ "name": name, "in": "query", "description": description, "schema": schema });
     let mut params = vec![
         param(
             "state",
@@ -1430,9 +1428,17 @@ fn sla_timer_query_params() -> Vec<Value> {
             enumeration(["response", "resolution"], "The metric."),
             "Only this metric.",
         ),
-        param("priority", schema_ref("Priority"), "Only incidents of this priority."),
+        param(
+            "priority",
+            schema_ref("Priority"),
+            "Only incidents of this priority.",
+        ),
         param("team_id", uuid("A team."), "Only incidents of this team."),
-        param("assignee_id", uuid("A user."), "Only incidents assigned to this user."),
+        param(
+            "assignee_id",
+            uuid("A user."),
+            "Only incidents assigned to this user.",
+        ),
     ];
     params.extend(paging_params());
     params
@@ -1742,8 +1748,14 @@ fn page_of(item: &str) -> Value {
 
 fn sla_timer_fields() -> Vec<Field> {
     vec![
-        req("metric", enumeration(["response", "resolution"], "The metric.")),
-        req("cycle", unsigned("1 for the first; the resolution timer counts reopens.")),
+        req(
+            "metric",
+            enumeration(["response", "resolution"], "The metric."),
+        ),
+        req(
+            "cycle",
+            unsigned("1 for the first; the resolution timer counts reopens."),
+        ),
         req(
             "stage",
             enumeration(
@@ -1775,7 +1787,10 @@ fn sla_timer_fields() -> Vec<Field> {
             "paused_business_seconds",
             int64("Business seconds spent on hold (ended pauses)."),
         ),
-        req("percent", int64("Elapsed in percent of the target (may exceed 100).")),
+        req(
+            "percent",
+            int64("Elapsed in percent of the target (may exceed 100)."),
+        ),
         req("breached", boolean("Whether the target is missed.")),
         req(
             "last_threshold",
@@ -2194,7 +2209,13 @@ fn schemas() -> Map<String, Value> {
         ),
     );
     add("IncidentPage", page_of("IncidentListItem"));
-    add("SlaTimer", object("An SLA timer at the moment of the request.", sla_timer_fields()));
+    add(
+        "SlaTimer",
+        object(
+            "An SLA timer at the moment of the request.",
+            sla_timer_fields(),
+        ),
+    );
     add(
         "IncidentSla",
         object(
@@ -2207,7 +2228,10 @@ fn schemas() -> Map<String, Value> {
                 ),
                 req(
                     "resolution",
-                    nullable(reference("SlaTimer", "The current resolution timer, if any.")),
+                    nullable(reference(
+                        "SlaTimer",
+                        "The current resolution timer, if any.",
+                    )),
                 ),
                 req(
                     "timers",
@@ -2227,7 +2251,10 @@ fn schemas() -> Map<String, Value> {
         req("priority", schema_ref("Priority")),
     ];
     item.extend(sla_timer_fields());
-    add("SlaTimerListItem", object("A timer with its incident.", item));
+    add(
+        "SlaTimerListItem",
+        object("A timer with its incident.", item),
+    );
     add("SlaTimerPage", page_of("SlaTimerListItem"));
     add(
         "IncidentCreate",

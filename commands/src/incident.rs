@@ -2,17 +2,17 @@
 
 use crate::error::CommandError;
 use crate::execute::{Clock, Executed, Options, encode};
+use chrono::{DateTime, Utc};
 use eventdesk_domain::incident::IncidentEvent;
 use eventdesk_domain::incident::{IncidentAggregate, IncidentCommand, IncidentError};
+use eventdesk_domain::sla::timer::{SlaRules, follow_up};
 use eventdesk_domain::values::{Description, Impact, IncidentNumber, Priority, Title, Urgency};
 use eventdesk_domain::{
     Actor, Aggregate, CategoryId, IncidentId, PriorityMatrix, StreamId, TeamId, TenantId, UserId,
 };
-use chrono::{DateTime, Utc};
-use eventdesk_domain::sla::timer::{SlaRules, follow_up};
 use eventdesk_store::AppendOutcome;
-use std::sync::Arc;
 use eventdesk_store::{EventStore, ExpectedVersion, PgEventStore, StreamRef};
+use std::sync::Arc;
 
 /// Everything `IncidentCommand::Create` needs except the number, which the command layer
 /// allocates.

@@ -59,15 +59,15 @@ use crate::aggregate::{Aggregate, DomainEvent};
 use crate::change::{Change, FieldChange};
 use crate::ids::{AttachmentId, CategoryId, IncidentId, TeamId, UserId, WorkNoteId};
 use crate::priority::PriorityMatrix;
-use crate::values::{
-    ContentType, Description, FileName, HoldReason, Impact, IncidentNumber, IncidentStatus,
-    Priority, ReasonText, ResolutionText, Sha256Hex, Title, Urgency, WorkNoteBody, WorkNoteType,
-    str_enum,
-};
 use crate::sla::policy::SlaMetric;
 use crate::sla::timer::{
     SLA_ACTOR, SlaBreached, SlaState, SlaTimerRescheduled, SlaTimerStarted, SlaTimerStopped,
     SlaWarningIssued, ThresholdError, record_threshold,
+};
+use crate::values::{
+    ContentType, Description, FileName, HoldReason, Impact, IncidentNumber, IncidentStatus,
+    Priority, ReasonText, ResolutionText, Sha256Hex, Title, Urgency, WorkNoteBody, WorkNoteType,
+    str_enum,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

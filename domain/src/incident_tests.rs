@@ -559,9 +559,7 @@ fn every_command_on_a_missing_incident_is_not_found() {
         if action == IncidentAction::Create {
             continue;
         }
-        g([])
-            .when(sample(action))
-            .then_err(IncidentError::NotFound);
+        g([]).when(sample(action)).then_err(IncidentError::NotFound);
     }
     assert_eq!(
         IncidentAggregate::default().ensure_exists(),

@@ -30,11 +30,11 @@ use eventdesk_domain::sla::policy::SlaMetric;
 use eventdesk_domain::sla::timer::ThresholdError;
 use eventdesk_domain::{IncidentId, StreamId, TenantId};
 use eventdesk_store::{EventMetadata, PgEventStore};
-use tokio_util::sync::CancellationToken as StopToken;
 use futures::StreamExt;
 use sqlx::{PgPool, Row};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken as StopToken;
 use uuid::Uuid;
 
 /// Tuning of the scheduler.
@@ -276,9 +276,9 @@ impl SlaScheduler {
                     ),
                 )) => Outcome::Done,
                 // The row is older than the aggregate's schedule; the projection will move it.
-                Err(CommandError::Rejected(IncidentError::Sla(ThresholdError::NotDue { .. }))) => {
-                    Outcome::Keep
-                }
+                Err(CommandError::Rejected(IncidentError::Sla(ThresholdError::NotDue {
+                    ..
+                }))) => Outcome::Keep,
                 Err(e) => {
                     tracing::warn!(tenant_id = %d.tenant, incident_id = %d.incident,
                         error = %e, "SLA threshold not recorded; will retry");

@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use eventdesk_commands::incident::execute_incident;
 use eventdesk_commands::{Executed, Options};
-use eventdesk_domain::sla::timer::SlaRules;
 use eventdesk_domain::incident::{IncidentAggregate, IncidentCommand};
+use eventdesk_domain::sla::timer::SlaRules;
 use eventdesk_domain::values::{
     Description, HoldReason, Impact, IncidentStatus, Priority, ReasonText, ResolutionText, Title,
     Urgency, WorkNoteBody, WorkNoteType,

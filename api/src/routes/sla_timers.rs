@@ -186,10 +186,7 @@ pub async fn list(
                 }
                 "metric" => {
                     if v != "response" && v != "resolution" {
-                        return Err(FieldError::new(
-                            "metric",
-                            "must be response or resolution",
-                        ));
+                        return Err(FieldError::new("metric", "must be response or resolution"));
                     }
                     filter.metric = Some(v.into_owned());
                 }

@@ -29,7 +29,9 @@ impl PolicyCondition {
     /// Whether an incident with these fields matches.
     pub fn matches(&self, facts: &IncidentFacts) -> bool {
         self.team_id.is_none_or(|t| facts.team_id == Some(t))
-            && self.category_id.is_none_or(|c| facts.category_id == Some(c))
+            && self
+                .category_id
+                .is_none_or(|c| facts.category_id == Some(c))
             && self.impact.is_none_or(|i| facts.impact == i)
     }
 
@@ -171,7 +173,10 @@ impl SlaPolicy {
 
 /// The policy governing an incident: the first active policy (by `rank`, then id) whose
 /// condition matches, else `None` (the caller then uses [`SlaPolicy::builtin_default`]).
-pub fn select_policy<'a>(policies: &'a [SlaPolicy], facts: &IncidentFacts) -> Option<&'a SlaPolicy> {
+pub fn select_policy<'a>(
+    policies: &'a [SlaPolicy],
+    facts: &IncidentFacts,
+) -> Option<&'a SlaPolicy> {
     policies
         .iter()
         .filter(|p| p.active && p.condition.matches(facts))

@@ -259,9 +259,7 @@ impl SlaState {
     }
 
     fn timers_mut(&mut self) -> impl Iterator<Item = &mut SlaTimer> {
-        self.response
-            .iter_mut()
-            .chain(self.resolution.iter_mut())
+        self.response.iter_mut().chain(self.resolution.iter_mut())
     }
 
     /// Applies an event (SLA events, and the incident events that pause/resume timers).
@@ -612,7 +610,8 @@ pub fn schedule(
             }
         })
         .sum();
-    let at = |percent: i64| instant_after_unpaused(cal, start, &closed, target_secs * percent / 100);
+    let at =
+        |percent: i64| instant_after_unpaused(cal, start, &closed, target_secs * percent / 100);
     Schedule {
         paused_business_secs,
         due_at: at(100),
@@ -731,13 +730,7 @@ pub fn follow_up(
         };
         if let Some(reason) = reason {
             let (_, cal) = rules.calendar(basis.calendar_id);
-            let schedule = schedule(
-                cal,
-                timer.started_at,
-                &timer.pauses,
-                basis.target_secs,
-                now,
-            );
+            let schedule = schedule(cal, timer.started_at, &timer.pauses, basis.target_secs, now);
             if reason == RescheduleReason::Resumed
                 && schedule.due_at == timer.due_at
                 && schedule.paused_business_secs == timer.paused_business_secs

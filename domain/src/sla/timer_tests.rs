@@ -127,7 +127,11 @@ impl Case {
             after.evolve(e);
         }
         self.agg = after;
-        events.into_iter().chain(more).filter(|e| e.is_sla()).collect()
+        events
+            .into_iter()
+            .chain(more)
+            .filter(|e| e.is_sla())
+            .collect()
     }
 
     fn sla(&self) -> &SlaState {
@@ -154,7 +158,11 @@ fn creation_starts_both_timers_on_the_policy_calendar() {
     assert_eq!(resolution.cycle, 1);
     assert_eq!(resolution.due_at, at(2, 17, 0));
     assert_eq!(resolution.original_due_at, at(2, 17, 0));
-    let warnings: Vec<_> = resolution.thresholds.iter().map(|t| (t.percent, t.at)).collect();
+    let warnings: Vec<_> = resolution
+        .thresholds
+        .iter()
+        .map(|t| (t.percent, t.at))
+        .collect();
     assert_eq!(
         warnings,
         vec![
@@ -164,13 +172,19 @@ fn creation_starts_both_timers_on_the_policy_calendar() {
             (100, at(2, 17, 0)),
         ]
     );
-    assert_eq!(c.agg.incident().unwrap().resolution_due_at(), Some(at(2, 17, 0)));
+    assert_eq!(
+        c.agg.incident().unwrap().resolution_due_at(),
+        Some(at(2, 17, 0))
+    );
 }
 
 #[test]
 fn opened_outside_hours_starts_counting_at_the_next_opening() {
     // Saturday 2026-03-07 → Monday 09:00 + 8 h = Monday 17:00.
-    let c = Case::opened(Utc.with_ymd_and_hms(2026, 3, 7, 11, 0, 0).unwrap(), Priority::High);
+    let c = Case::opened(
+        Utc.with_ymd_and_hms(2026, 3, 7, 11, 0, 0).unwrap(),
+        Priority::High,
+    );
     assert_eq!(c.resolution().due_at, at(9, 17, 0));
 }
 
@@ -330,7 +344,10 @@ fn a_threshold_is_recorded_once_with_its_real_crossing_time() {
     let [IncidentEvent::SlaWarningIssued(w)] = events.as_slice() else {
         panic!("expected a warning, got {events:?}");
     };
-    assert_eq!((w.threshold, w.crossed_at, w.at), (50, at(2, 13, 0), at(2, 16, 0)));
+    assert_eq!(
+        (w.threshold, w.crossed_at, w.at),
+        (50, at(2, 13, 0), at(2, 16, 0))
+    );
     // A second scheduler with the same row: nothing.
     assert_eq!(c.agg.decide(record(50), at(2, 16, 0)), Ok(vec![]));
     let events = c.run(record(100), at(2, 17, 0));
@@ -443,7 +460,11 @@ fn elapsed_and_crossing_instants_agree_around_pauses() {
     ];
     for secs in [0, 1800, 3600, 3601, 4 * 3600, 5 * 3600, 20 * 3600] {
         let t = instant_after_unpaused(&cal, start, &pauses, secs);
-        assert_eq!(elapsed_unpaused(&cal, start, &pauses, t), secs, "secs = {secs}");
+        assert_eq!(
+            elapsed_unpaused(&cal, start, &pauses, t),
+            secs,
+            "secs = {secs}"
+        );
     }
 }
 
@@ -477,11 +498,18 @@ fn every_sla_event_round_trips_and_is_the_systems() {
         },
         at(3, 10, 30),
     ));
-    let types: std::collections::BTreeSet<_> =
-        all.iter().map(crate::aggregate::DomainEvent::event_type).collect();
+    let types: std::collections::BTreeSet<_> = all
+        .iter()
+        .map(crate::aggregate::DomainEvent::event_type)
+        .collect();
     assert_eq!(
         types.into_iter().collect::<Vec<_>>(),
-        ["SlaBreached", "SlaTimerRescheduled", "SlaTimerStopped", "SlaWarningIssued"]
+        [
+            "SlaBreached",
+            "SlaTimerRescheduled",
+            "SlaTimerStopped",
+            "SlaWarningIssued"
+        ]
     );
     for e in &all {
         crate::testing::assert_round_trip(e);

@@ -70,9 +70,7 @@ impl TimerState {
 
     fn condition(self) -> &'static str {
         match self {
-            Self::AtRisk => {
-                "t.stage = 'in_progress' AND t.last_threshold >= 75 AND NOT t.breached"
-            }
+            Self::AtRisk => "t.stage = 'in_progress' AND t.last_threshold >= 75 AND NOT t.breached",
             Self::Breached => "t.stage IN ('in_progress', 'paused') AND t.breached",
             Self::Paused => "t.stage = 'paused'",
             Self::Active => "t.stage IN ('in_progress', 'paused')",

@@ -2,17 +2,17 @@
 //! helpers to create tenants and users of every role and to call the API.
 
 use crate::helpers::TestDb;
+use chrono::{DateTime, Utc};
 use eventdesk_api::{Application, Config};
 use eventdesk_commands::tenant::{NewTenant, create_tenant_with_admin};
-use chrono::{DateTime, Utc};
 use eventdesk_commands::{Clock, Options, SystemClock};
-use std::sync::{Arc, Mutex};
 use eventdesk_domain::TenantId;
 use eventdesk_domain::values::{Email, PersonName, TenantName, Username};
 use eventdesk_store::{Db, EventMetadata};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 /// The password every test user gets.

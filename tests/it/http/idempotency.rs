@@ -12,12 +12,24 @@ async fn a_retried_post_replays_the_first_answer_and_changes_nothing() {
     let key = [("idempotency-key", "team-create-1")];
     let body = json!({"name": "Network"});
     let first = app
-        .call_with(Method::POST, "/api/v1/teams", Some(&t.admin), Some(body.clone()), &key)
+        .call_with(
+            Method::POST,
+            "/api/v1/teams",
+            Some(&t.admin),
+            Some(body.clone()),
+            &key,
+        )
         .await;
     assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
     assert_eq!(first.header("idempotent-replayed"), None);
     let again = app
-        .call_with(Method::POST, "/api/v1/teams", Some(&t.admin), Some(body.clone()), &key)
+        .call_with(
+            Method::POST,
+            "/api/v1/teams",
+            Some(&t.admin),
+            Some(body.clone()),
+            &key,
+        )
         .await;
     assert_eq!(again.status, StatusCode::CREATED);
     assert_eq!(again.body, first.body);
@@ -44,7 +56,13 @@ async fn a_retried_post_replays_the_first_answer_and_changes_nothing() {
     // Keys belong to a tenant: another tenant's identical key is a new request.
     let b = app.tenant("Beta").await;
     let theirs = app
-        .call_with(Method::POST, "/api/v1/teams", Some(&b.admin), Some(body), &key)
+        .call_with(
+            Method::POST,
+            "/api/v1/teams",
+            Some(&b.admin),
+            Some(body),
+            &key,
+        )
         .await;
     assert_eq!(theirs.status, StatusCode::CREATED);
     assert_ne!(theirs.body["id"], first.body["id"]);
@@ -101,7 +119,12 @@ async fn retried_actions_and_notes_run_once() {
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     }
     let d = app
-        .call(Method::GET, &format!("/api/v1/incidents/{id}"), Some(&t.admin), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/incidents/{id}"),
+            Some(&t.admin),
+            None,
+        )
         .await;
     assert_eq!(d.body["work_notes"].as_array().map(Vec::len), Some(1));
 

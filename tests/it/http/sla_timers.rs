@@ -119,7 +119,12 @@ async fn creation_starts_timers_and_the_endpoints_show_them() {
     // 30 minutes later: half of the response target.
     clock.advance(TimeDelta::minutes(30));
     let r = app
-        .call(Method::GET, &format!("/api/v1/incidents/{id}/sla"), Some(&t.admin), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/incidents/{id}/sla"),
+            Some(&t.admin),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let resp = &r.body["response"];
@@ -135,7 +140,12 @@ async fn creation_starts_timers_and_the_endpoints_show_them() {
 
     // Another tenant: 404, and its timer list is empty.
     let r = app
-        .call(Method::GET, &format!("/api/v1/incidents/{id}/sla"), Some(&other.admin), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/incidents/{id}/sla"),
+            Some(&other.admin),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = app
@@ -146,20 +156,35 @@ async fn creation_starts_timers_and_the_endpoints_show_them() {
 
     // The list: both timers active; none at risk yet.
     let r = app
-        .call(Method::GET, "/api/v1/sla/timers?state=active", Some(&t.admin), None)
+        .call(
+            Method::GET,
+            "/api/v1/sla/timers?state=active",
+            Some(&t.admin),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["pagination"]["total_items"], 2);
     assert_eq!(r.body["data"][0]["metric"], "response");
     assert_eq!(r.body["data"][0]["incident_number"], inc["incident_number"]);
     let r = app
-        .call(Method::GET, "/api/v1/sla/timers?state=soon", Some(&t.admin), None)
+        .call(
+            Method::GET,
+            "/api/v1/sla/timers?state=soon",
+            Some(&t.admin),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_field(), Some("state"));
     // Operators do not manage SLAs, but see their incidents' SLA.
     let r = app
-        .call(Method::GET, &format!("/api/v1/incidents/{id}/sla"), Some(&operator), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/incidents/{id}/sla"),
+            Some(&operator),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     app.stop().await;
@@ -221,7 +246,12 @@ async fn a_scheduler_that_was_down_catches_up_once_with_the_real_crossing_times(
     let token = t.admin.clone();
     // Respond at once so that only the resolution timer runs.
     let r = app
-        .call(Method::POST, &format!("/api/v1/incidents/{id}/start"), Some(&token), None)
+        .call(
+            Method::POST,
+            &format!("/api/v1/incidents/{id}/start"),
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     wait_for_deadlines(&app, id, 4).await;
@@ -250,7 +280,12 @@ async fn a_scheduler_that_was_down_catches_up_once_with_the_real_crossing_times(
     // The list shows it at risk.
     for _ in 0..300 {
         let r = app
-            .call(Method::GET, "/api/v1/sla/timers?state=at_risk", Some(&token), None)
+            .call(
+                Method::GET,
+                "/api/v1/sla/timers?state=at_risk",
+                Some(&token),
+                None,
+            )
             .await;
         if r.body["pagination"]["total_items"] == 1 {
             assert_eq!(r.body["data"][0]["metric"], "resolution");
@@ -287,7 +322,12 @@ async fn a_hold_pauses_the_timer_and_moves_the_due_time() {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     clock.advance(TimeDelta::hours(3));
     let r = app
-        .call(Method::GET, &format!("/api/v1/incidents/{id}/sla"), Some(&t.admin), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/incidents/{id}/sla"),
+            Some(&t.admin),
+            None,
+        )
         .await;
     assert_eq!(r.body["resolution"]["stage"], "paused");
     assert_eq!(r.body["resolution"]["business_elapsed_seconds"], 3600);
@@ -304,10 +344,18 @@ async fn a_hold_pauses_the_timer_and_moves_the_due_time() {
         created + TimeDelta::hours(12)
     );
     let r = app
-        .call(Method::GET, &format!("/api/v1/incidents/{id}/sla"), Some(&t.admin), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/incidents/{id}/sla"),
+            Some(&t.admin),
+            None,
+        )
         .await;
     assert_eq!(r.body["resolution"]["stage"], "in_progress");
-    assert_eq!(ts(&r.body["resolution"]["original_due_at"]), created + TimeDelta::hours(8));
+    assert_eq!(
+        ts(&r.body["resolution"]["original_due_at"]),
+        created + TimeDelta::hours(8)
+    );
     assert_eq!(r.body["resolution"]["paused_business_seconds"], 4 * 3600);
     let uuid: Uuid = id.parse().expect("uuid");
     assert!(
@@ -331,7 +379,12 @@ async fn the_timer_projection_rebuilt_from_zero_equals_the_live_one() {
         let id = inc["id"].as_str().expect("id").to_owned();
         if i % 2 == 0 {
             let r = app
-                .call(Method::POST, &format!("/api/v1/incidents/{id}/start"), Some(&t.admin), None)
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/incidents/{id}/start"),
+                    Some(&t.admin),
+                    None,
+                )
                 .await;
             assert_eq!(r.status, StatusCode::OK);
         }
