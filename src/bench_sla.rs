@@ -168,7 +168,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Lateness in ms (recorded_at − crossed_at) of the threshold events, breaches only or all.
 async fn lateness(pool: &PgPool, breaches_only: bool) -> anyhow::Result<Vec<f64>> {
     let mut v: Vec<f64> = sqlx::query_scalar(
-        "SELECT extract(epoch FROM (recorded_at - (data->>'crossed_at')::timestamptz)) * 1000 \
+        "SELECT (extract(epoch FROM (recorded_at - (data->>'crossed_at')::timestamptz)) * 1000)::float8 \
          FROM events WHERE event_type = ANY($1)",
     )
     .bind(if breaches_only {
