@@ -64,6 +64,8 @@ pub enum BenchCommand {
     Queries(QueriesArgs),
     /// The SLA scheduler over many open incidents: breach lateness and idle cost.
     Sla(crate::bench_sla::SlaArgs),
+    /// `audit verify` and `audit export` over a large tenant log vs a raw scan of its rows.
+    Audit(crate::bench_audit::AuditArgs),
 }
 
 /// `bench append`.
@@ -156,6 +158,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
         BenchCommand::Api(a) => a.keep,
         BenchCommand::Queries(q) => q.keep,
         BenchCommand::Sla(s) => s.keep,
+        BenchCommand::Audit(a) => a.keep,
     };
     let result = async {
         let mut dbc = DbConfig::new(url.clone());
@@ -173,6 +176,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
             BenchCommand::Api(a) => bench_api(&db.pool, &scratch, a).await,
             BenchCommand::Queries(q) => bench_queries(&db.pool, &scratch, q).await,
             BenchCommand::Sla(s) => crate::bench_sla::bench_sla(&db.pool, &scratch, s).await,
+            BenchCommand::Audit(a) => crate::bench_audit::bench_audit(&db.pool, &scratch, a).await,
         }
     }
     .await;

@@ -8,8 +8,11 @@
 //! subcommand calls into the library crates.
 
 mod admin;
+mod audit;
 mod bench;
+mod bench_audit;
 mod bench_sla;
+mod projections_cli;
 mod telemetry;
 
 use anyhow::Context;
@@ -42,6 +45,12 @@ enum Command {
     /// Platform API keys (tenant:manage only).
     #[command(subcommand)]
     PlatformKey(admin::PlatformKeyCommand),
+    /// The audit trail: log, state as of an instant, verification, export, checkpoints.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Projections: status, dead letters, rebuild.
+    #[command(subcommand)]
+    Projections(projections_cli::ProjectionsCommand),
 }
 
 #[tokio::main]
@@ -88,6 +97,8 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Bench(b) => bench::run(b, &config).await,
         Command::Tenant(t) => admin::tenant(t, &config).await,
         Command::PlatformKey(k) => admin::platform_key(k, config).await,
+        Command::Audit(a) => audit::run(a, &config).await,
+        Command::Projections(p) => projections_cli::run(p, &config).await,
     }
 }
 

@@ -43,16 +43,24 @@ pub struct AppState {
     pub creates: eventdesk_commands::incident::CreateBatcher,
     /// The tenants' SLA rules (precomputed calendars cached by id and version).
     pub sla_rules: eventdesk_workers::SlaRulesCache,
+    /// The permission sets of custom roles, briefly cached (ADR 0011).
+    pub roles: crate::auth::RoleCache,
 }
 
 impl AppState {
-    /// A transaction on the application pool scoped to `tenant` by `SET LOCAL app.tenant_id`
-    /// (the row-level-security policies read it).
+    /// A read-only transaction on the application pool scoped to `tenant` by `SET LOCAL
+    /// app.tenant_id` (the row-level-security policies read it). It is `REPEATABLE READ`: every
+    /// statement of one answer sees the same snapshot, so a page and its total (two statements)
+    /// agree even while projections commit.
     pub async fn tenant_tx(
         &self,
         tenant: eventdesk_domain::TenantId,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self
+            .db
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
         sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
             .bind(tenant.0.to_string())
             .execute(&mut *tx)
@@ -189,6 +197,7 @@ impl Application {
                 progress,
                 creates,
                 sla_rules: eventdesk_workers::SlaRulesCache::default(),
+                roles: crate::auth::RoleCache::default(),
             },
             runtime,
         })

@@ -1,6 +1,12 @@
 //! Who is calling: a JWT (`Authorization: Bearer <jwt>`) or an API key
 //! (`Authorization: Bearer qg_…` or `X-API-Key: qg_…`), resolved to a [`Principal`].
 //! The algorithm of a JWT comes from the configuration, never from the token.
+//!
+//! A JWT of a tenant's custom role's holder (`role: "custom:<id>"`, ADR 0011) gets the role's
+//! permission set as it is *now*: read from `rm_users` and `rm_roles` and kept for at most
+//! [`ROLE_CACHE_TTL`] per node ([`RoleCache`]; a write through this node drops its entries at
+//! once). A deleted (deactivated) or missing role grants nothing, and neither does a token
+//! naming a role the user no longer holds, or a deactivated user's.
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -8,9 +14,13 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use eventdesk_auth::apikey::KeyMode;
+use eventdesk_auth::rbac::{Action, PLATFORM, Resource};
 use eventdesk_auth::{Permission, PermissionSet};
 use eventdesk_domain::values::Role;
-use eventdesk_domain::{Actor, ApiKeyId, TenantId, UserId};
+use eventdesk_domain::{Actor, ApiKeyId, RoleId, TenantId, UserId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How the caller authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +55,11 @@ pub struct Principal {
     pub api_key_id: Option<ApiKeyId>,
     /// For key callers: the user who created the key (the reporter of incidents it logs).
     pub on_behalf_of: Option<UserId>,
-    /// The role, for JWT callers.
+    /// The built-in role, for JWT callers (the base role of a custom role's holder).
     pub role: Option<Role>,
+    /// The tenant's custom role whose permissions a JWT caller holds (then `permissions` are
+    /// that role's, and `role` only decides incident scoping).
+    pub custom_role: Option<RoleId>,
     /// What the caller may do.
     pub permissions: PermissionSet,
     /// How the caller authenticated.
@@ -77,14 +90,21 @@ impl Principal {
         }
     }
 
-    /// True for a requester (role `user`): they only see incidents they reported.
+    /// True for a requester (role `user`, or a custom role on base role `user`): they only
+    /// see incidents they reported.
     pub fn is_requester(&self) -> bool {
         self.role == Some(Role::User)
     }
 
-    /// True if the caller works the desk (any role but requester, or an API key).
+    /// True if the caller works the desk (any role but requester, or an API key), and so sees
+    /// internal work notes. A custom role's holder is an agent only if the role also holds
+    /// `work_note:read`.
     pub fn is_agent(&self) -> bool {
         !self.is_requester()
+            && (self.custom_role.is_none()
+                || self
+                    .permissions
+                    .contains(Permission::new(Resource::WorkNote, Action::Read)))
     }
 }
 
@@ -119,6 +139,7 @@ pub async fn authenticate(state: &AppState, presented: &str) -> Result<Principal
             api_key_id: Some(s.id),
             on_behalf_of: s.created_by,
             role: None,
+            custom_role: None,
             permissions: s.permissions,
             kind: match s.mode {
                 KeyMode::Live => AuthKind::LiveKey,
@@ -128,16 +149,143 @@ pub async fn authenticate(state: &AppState, presented: &str) -> Result<Principal
     }
     let claims =
         eventdesk_auth::jwt::verify(&state.jwt, presented).map_err(|_| ApiError::Unauthorized)?;
-    let role = claims.builtin_role().ok_or(ApiError::Unauthorized)?;
+    let tenant = claims.tenant_id();
+    let (role, custom_role, permissions) = match claims.custom_role_id() {
+        Some(id) => {
+            let base = claims.base_role().ok_or(ApiError::Unauthorized)?;
+            let id = RoleId(id);
+            let permissions = state
+                .roles
+                .permissions(state, tenant, claims.user_id(), id)
+                .await?;
+            (base, Some(id), permissions)
+        }
+        None => {
+            let role = claims.builtin_role().ok_or(ApiError::Unauthorized)?;
+            (role, None, PermissionSet::from_role(role))
+        }
+    };
     Ok(Principal {
-        tenant: claims.tenant_id(),
+        tenant,
         user_id: Some(claims.user_id()),
         api_key_id: None,
         on_behalf_of: None,
         role: Some(role),
-        permissions: PermissionSet::from_role(role),
+        custom_role,
+        permissions,
         kind: AuthKind::Jwt,
     })
+}
+
+/// How long a node uses a custom role holder's permission set before reading it again.
+pub const ROLE_CACHE_TTL: Duration = Duration::from_secs(2);
+/// Entries beyond which expired ones are dropped.
+const ROLE_CACHE_MAX: usize = 10_000;
+
+/// What custom roles' holders may do, per `(tenant, user)`, for [`ROLE_CACHE_TTL`].
+#[derive(Debug, Clone, Default)]
+pub struct RoleCache(Arc<Mutex<RoleMap>>);
+
+/// A holder's cached state.
+#[derive(Debug, Clone)]
+struct Holder {
+    /// When it was read.
+    at: Instant,
+    /// The custom role the user holds now (`None`: none, or the user is deactivated).
+    role: Option<RoleId>,
+    /// That role's permissions (empty if it is deactivated or missing).
+    permissions: PermissionSet,
+}
+
+type RoleMap = HashMap<(TenantId, UserId), Holder>;
+
+impl RoleCache {
+    /// What `user` of `tenant`, presenting a token for the custom role `role`, may do: the
+    /// role's current permissions if the user is active and still holds `role` and `role` is
+    /// an active role of the tenant; nothing otherwise. Never the platform permission.
+    pub async fn permissions(
+        &self,
+        state: &AppState,
+        tenant: TenantId,
+        user: UserId,
+        role: RoleId,
+    ) -> Result<PermissionSet, ApiError> {
+        let now = Instant::now();
+        let cached = self
+            .lock()
+            .get(&(tenant, user))
+            .filter(|h| now.duration_since(h.at) < ROLE_CACHE_TTL)
+            .cloned();
+        let holder = match cached {
+            Some(h) => h,
+            None => {
+                let h = Self::read(state, tenant, user, now).await?;
+                let mut map = self.lock();
+                if map.len() >= ROLE_CACHE_MAX {
+                    map.retain(|_, h| now.duration_since(h.at) < ROLE_CACHE_TTL);
+                    if map.len() >= ROLE_CACHE_MAX {
+                        map.clear();
+                    }
+                }
+                map.insert((tenant, user), h.clone());
+                h
+            }
+        };
+        Ok(if holder.role == Some(role) {
+            holder.permissions
+        } else {
+            PermissionSet::new()
+        })
+    }
+
+    /// Reads a holder's role and its permissions in one snapshot.
+    async fn read(
+        state: &AppState,
+        tenant: TenantId,
+        user: UserId,
+        now: Instant,
+    ) -> Result<Holder, ApiError> {
+        use eventdesk_projections::queries::directory;
+        let mut tx = state.tenant_tx(tenant).await?;
+        let role = directory::get_user(&mut tx, tenant, user)
+            .await?
+            .filter(|u| u.is_active)
+            .and_then(|u| u.custom_role_id);
+        let view = match role {
+            Some(r) => directory::get_role(&mut tx, tenant, r).await?,
+            None => None,
+        };
+        tx.commit().await?;
+        let mut permissions = match view.filter(|v| v.is_active) {
+            Some(v) => PermissionSet::from_stored(&v.permissions),
+            None => PermissionSet::new(),
+        };
+        permissions.remove(PLATFORM);
+        Ok(Holder {
+            at: now,
+            role,
+            permissions,
+        })
+    }
+
+    /// Forgets every holder of `role` (after a write to the role through this node, so their
+    /// next request reads it again).
+    pub fn invalidate(&self, tenant: TenantId, role: RoleId) {
+        self.lock()
+            .retain(|(t, _), h| !(*t == tenant && h.role == Some(role)));
+    }
+
+    /// Forgets `user` (after a change of their role or their deactivation through this node).
+    pub fn invalidate_user(&self, tenant: TenantId, user: UserId) {
+        self.lock().remove(&(tenant, user));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RoleMap> {
+        // A panic while holding the lock leaves a consistent map: keep using it.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl FromRequestParts<AppState> for Principal {

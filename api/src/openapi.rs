@@ -107,6 +107,12 @@ enum Query {
     Incidents,
     /// The SLA timer list's filters, plus paging.
     SlaTimers,
+    /// The audit log's filters, plus paging.
+    AuditEvents,
+    /// The security log's filters, plus paging.
+    SecurityEvents,
+    /// `as_of` (time travel).
+    AsOf,
 }
 
 /// One operation: everything about a route that its declaration does not already say.
@@ -285,6 +291,52 @@ const OPERATIONS: &[Op] = &[
          with `page`/`limit` or `cursor` as for incidents.",
     )
     .query(Query::SlaTimers),
+    // The audit trail.
+    op(
+        Method::GET,
+        "/api/v1/audit/events",
+        "listAuditEvents",
+        "audit",
+        "The tenant's event log (who did what, when, in answer to which request)",
+        200,
+        Out::Json("AuditEventPage"),
+    )
+    .describe(
+        "The stored events of the caller's tenant, newest first in the log's reading order, \
+         and only below the gap-free horizon, so a cursor walk never skips an event that \
+         commits late. Page mode totals are exact up to 10,000 (then `total_items_exact: \
+         false`).",
+    )
+    .query(Query::AuditEvents),
+    op(
+        Method::GET,
+        "/api/v1/audit/streams/{stream_id}",
+        "getAuditStream",
+        "audit",
+        "One stream's events, with its hash-chain verification",
+        200,
+        Out::Json("AuditStream"),
+    )
+    .describe(
+        "The stream's events in version order and whether its hash chain (each event's hash \
+         chained onto the previous one's) verifies as stored now. `404` for another tenant's \
+         stream.",
+    )
+    .query(Query::Paging),
+    op(
+        Method::GET,
+        "/api/v1/security/events",
+        "listSecurityEvents",
+        "audit",
+        "The tenant's security log",
+        200,
+        Out::Json("AuditEventPage"),
+    )
+    .describe(
+        "Logins and failed logins, refresh-token reuse, permission denials, API-key creation \
+         and revocation, role and permission changes, audit exports: newest first.",
+    )
+    .query(Query::SecurityEvents),
     // Incidents.
     op(
         Method::GET,
@@ -331,8 +383,11 @@ const OPERATIONS: &[Op] = &[
     )
     .describe(
         "Non-agents see only public work notes, and requesters only their own incidents (`404` \
-         otherwise). The `ETag` is the incident's version, for `If-Match` on later writes.",
+         otherwise). The `ETag` is the incident's version, for `If-Match` on later writes. \
+         With `as_of`, the incident as it was at that instant, replayed from its events (its \
+         `ETag` is the version it had then).",
     )
+    .query(Query::AsOf)
     .etag(),
     op(
         Method::PATCH,
@@ -536,8 +591,15 @@ const OPERATIONS: &[Op] = &[
         Out::Json("User"),
     )
     .describe(
-        "Absent fields are kept; `phone: null` and `department: null` clear them. A role change \
-         is recorded in the security log.",
+        "Absent fields are kept; `phone: null` and `department: null` clear them. \
+         `custom_role_id` assigns one of the tenant's custom roles (its permissions replace the \
+         built-in role's, which stays the base role that decides incident scoping; the change \
+         applies from the user's next login or refresh), `null` removes it. An unknown role, or \
+         another tenant's, is `404`; a deactivated one is `422` on `custom_role_id`. Nobody \
+         grants what they do not hold: a `role` or `custom_role_id` carrying a permission the \
+         caller lacks is `422` naming that field (and removing a custom role counts as granting \
+         the user's built-in role). Role and custom role changes are recorded in the security \
+         log.",
     )
     .body(Body::Json("UserUpdate"))
     .etag()
@@ -685,6 +747,83 @@ const OPERATIONS: &[Op] = &[
     )
     .describe("No body.")
     .errors(&[409, 422]),
+    // Custom roles.
+    op(
+        Method::GET,
+        "/api/v1/roles",
+        "listRoles",
+        "roles",
+        "List the tenant's custom roles",
+        200,
+        Out::Json("CustomRolePage"),
+    )
+    .describe(
+        "Active and deactivated roles, by name. The built-in roles (`admin`, `manager`, \
+         `operator`, `user`, `viewer`) are not listed: their permissions are the role matrix.",
+    )
+    .query(Query::Paging),
+    op(
+        Method::POST,
+        "/api/v1/roles",
+        "createRole",
+        "roles",
+        "Define a custom role",
+        201,
+        Out::Json("CustomRole"),
+    )
+    .describe(
+        "A named set of `resource:action` permissions. An unknown permission, or the platform \
+         permission `tenant:manage`, is `422` naming `permissions[i]`; so is a permission the \
+         caller does not hold (nobody grants what they lack). A built-in role's name is `422` on \
+         `name`; the name of another active role of the tenant (in any letter case) is `409`. \
+         Recorded in the security log.",
+    )
+    .body(Body::Json("CustomRoleCreate"))
+    .created()
+    .errors(&[409]),
+    op(
+        Method::GET,
+        "/api/v1/roles/{id}",
+        "getRole",
+        "roles",
+        "A custom role",
+        200,
+        Out::Json("CustomRole"),
+    )
+    .etag(),
+    op(
+        Method::PATCH,
+        "/api/v1/roles/{id}",
+        "updateRole",
+        "roles",
+        "Update a custom role",
+        200,
+        Out::Json("CustomRole"),
+    )
+    .describe(
+        "Absent fields are kept; `description: null` clears it; `permissions` replaces the whole \
+         set. Permissions are checked as for a create, and every permission *added* must be \
+         one the caller holds (`422` naming `permissions[i]`). The role's holders hold the new \
+         set within 2 seconds, without new tokens. A deactivated role is `422 deactivated`. \
+         Recorded in the security log.",
+    )
+    .body(Body::Json("CustomRoleUpdate"))
+    .conditional()
+    .errors(&[409]),
+    op(
+        Method::POST,
+        "/api/v1/roles/{id}/deactivate",
+        "deactivateRole",
+        "roles",
+        "Deactivate (delete) a custom role",
+        200,
+        Out::Json("CustomRole"),
+    )
+    .describe(
+        "No body. The role stays readable and its name is free again; its holders hold no \
+         permission from then on (within 2 seconds). Recorded in the security log.",
+    )
+    .conditional(),
     // SLA configuration.
     op(
         Method::POST,
@@ -1133,8 +1272,10 @@ pub fn document() -> Value {
             { "name": "users", "description": "The tenant's users (tenant administration)." },
             { "name": "teams", "description": "Assignment groups." },
             { "name": "categories", "description": "Incident categories (a tree)." },
+            { "name": "roles", "description": "The tenant's custom roles: named permission sets." },
             { "name": "sla", "description": "SLA: business-hours calendars, policies and timers." },
             { "name": "api-keys", "description": "API keys for integrations." },
+            { "name": "audit", "description": "The audit trail: the event log, streams with their hash-chain verification, the security log." },
             { "name": "tenants", "description": "Organisations (platform key only)." },
             { "name": "health", "description": "Liveness and readiness probes." },
             { "name": "meta", "description": "This document." },
@@ -1264,6 +1405,16 @@ fn operation(op: &Op, access: Access) -> Value {
         Query::Paging => params.extend(paging_params()),
         Query::Incidents => params.extend(incident_query_params()),
         Query::SlaTimers => params.extend(sla_timer_query_params()),
+        Query::AuditEvents => params.extend(audit_query_params(true)),
+        Query::SecurityEvents => params.extend(audit_query_params(false)),
+        Query::AsOf => params.push(json!({
+            "name": "as_of",
+            "in": "query",
+            "description": "An RFC 3339 instant: the incident as it was then, folded from its \
+                            events with the domain's own `evolve` (`404` if it did not exist \
+                            yet). Names of users, teams and categories are today's.",
+            "schema": timestamp("The instant."),
+        })),
     }
     if takes_idempotency_key(op) {
         params.push(json!({ "$ref": "#/components/parameters/IdempotencyKey" }));
@@ -1440,6 +1591,41 @@ fn sla_timer_query_params() -> Vec<Value> {
             "Only incidents assigned to this user.",
         ),
     ];
+    params.extend(paging_params());
+    params
+}
+
+fn audit_query_params(whole_log: bool) -> Vec<Value> {
+    let param = |name: &str, schema: Value, description: &str| json!({ "name": name, "in": "query", "description": description, "schema": schema });
+    let mut params = Vec::new();
+    if whole_log {
+        params.push(param(
+            "stream_id",
+            uuid("A stream."),
+            "Only this stream's events (an incident's, a user's …).",
+        ));
+        params.push(param(
+            "stream_type",
+            string("A stream type."),
+            "Only streams of this type: `incident`, `user`, `team`, `category`, `role`, \
+             `tenant`, `sla_calendar`, `sla_policy`, `security`.",
+        ));
+    }
+    params.extend([
+        param(
+            "type",
+            string("Event types, comma-separated."),
+            "Only these event types, e.g. `IncidentCreated,IncidentResolved`.",
+        ),
+        param(
+            "actor",
+            string("An actor."),
+            "Only events by this actor: `user:<id>`, `api_key:<id>`, `system:<name>`, or a bare \
+             user or key id.",
+        ),
+        param("since", timestamp("An instant."), "Recorded at or after."),
+        param("until", timestamp("An instant."), "Recorded before."),
+    ]);
     params.extend(paging_params());
     params
 }
@@ -2041,6 +2227,14 @@ fn schemas() -> Map<String, Value> {
                     "total_items",
                     unsigned("Items matching the filters (page mode)."),
                 ),
+                opt(
+                    "total_items_exact",
+                    boolean(
+                        "Present, and `false`, only when `total_items` is a lower bound (lists \
+                         whose exact count would be expensive: incident search and filters \
+                         beyond the counted fields, the audit log).",
+                    ),
+                ),
                 req("has_next", boolean("Whether a next page exists.")),
                 req(
                     "has_prev",
@@ -2256,6 +2450,101 @@ fn schemas() -> Map<String, Value> {
         object("A timer with its incident.", item),
     );
     add("SlaTimerPage", page_of("SlaTimerListItem"));
+
+    // The audit trail.
+    add(
+        "AuditEvent",
+        object(
+            "One stored event of the audit trail (payload fields named `password_hash` are \
+             shown as `[redacted]`).",
+            vec![
+                req(
+                    "position",
+                    int64("Global position (the log's identity column)."),
+                ),
+                req(
+                    "transaction_id",
+                    int64("The writing transaction; with `position`, the reading order."),
+                ),
+                req("recorded_at", timestamp("When it was recorded.")),
+                req(
+                    "stream_type",
+                    string("Stream type, e.g. `incident`, `security`."),
+                ),
+                req("stream_id", uuid("Stream (aggregate) id.")),
+                req(
+                    "version",
+                    int64("Version in the stream (1-based, gap-free)."),
+                ),
+                req("event_id", uuid("Event id.")),
+                req("event_type", string("Event type, e.g. `IncidentCreated`.")),
+                req("schema_version", int32("Schema version as stored.")),
+                req(
+                    "actor",
+                    nullable(string("`user:<id>`, `api_key:<id>` or `system:<name>`.")),
+                ),
+                req(
+                    "request_id",
+                    nullable(string("The HTTP request id that caused it.")),
+                ),
+                req(
+                    "correlation_id",
+                    nullable(string("Correlates the events of one user intent.")),
+                ),
+                req(
+                    "causation_id",
+                    nullable(string("The event that caused it.")),
+                ),
+                req(
+                    "data",
+                    json!({ "description": "The payload as stored (any JSON)." }),
+                ),
+                req(
+                    "hash",
+                    string("The event's link in its stream's hash chain (hex)."),
+                ),
+            ],
+        ),
+    );
+    add("AuditEventPage", page_of("AuditEvent"));
+    add(
+        "AuditStreamSummary",
+        object(
+            "A stream of the tenant.",
+            vec![
+                req("stream_id", uuid("Stream id.")),
+                req("stream_type", string("Stream type.")),
+                req("head_version", int64("The last version.")),
+                req(
+                    "first_recorded_at",
+                    timestamp("The first event's recording."),
+                ),
+                req("last_recorded_at", timestamp("The last event's recording.")),
+            ],
+        ),
+    );
+    add(
+        "AuditStream",
+        object(
+            "A stream's events in version order, with whether its hash chain verifies.",
+            vec![
+                req("stream", schema_ref("AuditStreamSummary")),
+                req(
+                    "chain_verified",
+                    boolean("Whether the stored hash chain of the whole stream verifies."),
+                ),
+                req(
+                    "chain_fault",
+                    nullable(string("What is wrong at the first bad event, if any.")),
+                ),
+                req("data", array(schema_ref("AuditEvent"), "The events.")),
+                req(
+                    "pagination",
+                    reference("Pagination", "Where this page is in the stream."),
+                ),
+            ],
+        ),
+    );
     add(
         "IncidentCreate",
         request(
@@ -2440,6 +2729,13 @@ fn schemas() -> Map<String, Value> {
                 req("phone", nullable(string("Phone."))),
                 req("department", nullable(string("Department."))),
                 req("role", reference("Role", "Role.")),
+                req(
+                    "custom_role_id",
+                    nullable(uuid(
+                        "The tenant's custom role whose permissions the user holds; `role` is \
+                         then only the base role that decides incident scoping.",
+                    )),
+                ),
                 req("is_active", boolean("Whether the account is enabled.")),
                 req("created_at", timestamp("Registered.")),
                 req("updated_at", timestamp("Last change.")),
@@ -2482,6 +2778,13 @@ fn schemas() -> Map<String, Value> {
                 opt(
                     "role",
                     reference("Role", "New role (recorded in the security log)."),
+                ),
+                opt(
+                    "custom_role_id",
+                    nullable(uuid(
+                        "One of the tenant's active custom roles for the user to hold; `null` \
+                         removes it (recorded in the security log).",
+                    )),
                 ),
             ],
         ),
@@ -3035,6 +3338,89 @@ fn schemas() -> Map<String, Value> {
                 opt(
                     "targets",
                     array(schema_ref("SlaTarget"), "Replaces all targets."),
+                ),
+            ],
+        ),
+    );
+
+    // Custom roles.
+    add(
+        "CustomRole",
+        object(
+            "A custom role of the tenant: a named set of permissions.",
+            vec![
+                req("id", uuid("Id.")),
+                req(
+                    "name",
+                    string("Name (unique among the tenant's active roles)."),
+                ),
+                req("description", nullable(string("Description."))),
+                req(
+                    "permissions",
+                    array(schema_ref("Permission"), "What holders may do, sorted."),
+                ),
+                req(
+                    "is_active",
+                    boolean("Whether holders hold its permissions (false once deactivated)."),
+                ),
+                req("created_at", timestamp("Created.")),
+                req("updated_at", timestamp("Last change.")),
+                req("version", int64("Version (the `ETag`).")),
+            ],
+        ),
+    );
+    add("CustomRolePage", page_of("CustomRole"));
+    let role_name = || {
+        json!({
+            "type": "string",
+            "minLength": eventdesk_domain::directory::RoleName::MIN_CHARS,
+            "maxLength": eventdesk_domain::directory::RoleName::MAX_CHARS,
+            "description": "One line; not a built-in role's name; unique among the tenant's \
+                active roles, case-insensitively.",
+        })
+    };
+    add(
+        "CustomRoleCreate",
+        request(
+            "A new custom role.",
+            vec![
+                req("name", role_name()),
+                opt(
+                    "description",
+                    text(0, Description::MAX_CHARS, "Description."),
+                ),
+                req(
+                    "permissions",
+                    array(
+                        schema_ref("Permission"),
+                        "What holders may do: permissions the caller holds, never \
+                         `tenant:manage`.",
+                    ),
+                ),
+            ],
+        ),
+    );
+    add(
+        "CustomRoleUpdate",
+        request(
+            "Changes to a custom role; absent fields are kept.",
+            vec![
+                opt("name", role_name()),
+                opt(
+                    "description",
+                    nullable(text(
+                        0,
+                        Description::MAX_CHARS,
+                        "Description; `null` clears it.",
+                    )),
+                ),
+                opt(
+                    "permissions",
+                    array(
+                        schema_ref("Permission"),
+                        "Replaces the whole set; every permission added must be one the caller \
+                         holds.",
+                    ),
                 ),
             ],
         ),
@@ -3792,6 +4178,45 @@ mod tests {
     }
 
     #[test]
+    fn custom_role_schemas_match_the_dtos_and_views() {
+        use crate::routes::roles::{RoleCreate, RoleUpdate};
+        use eventdesk_projections::queries::directory::RoleView;
+        let d = doc();
+        check_request::<RoleCreate>(&d, "CustomRoleCreate");
+        check_request::<RoleUpdate>(&d, "CustomRoleUpdate");
+        crate::extract::parse_strict::<RoleUpdate>(br#"{"description":null}"#).unwrap();
+        crate::extract::parse_strict::<crate::routes::directory::UserUpdate>(
+            br#"{"custom_role_id":null}"#,
+        )
+        .unwrap();
+        let full = RoleView {
+            id: eventdesk_domain::RoleId(uuid::Uuid::from_u128(1)),
+            name: "Triage".into(),
+            description: Some("First line".into()),
+            permissions: vec!["incident:create".into(), "incident:read".into()],
+            is_active: true,
+            created_at: samples::now(),
+            updated_at: samples::now(),
+            version: 2,
+        };
+        let bare = RoleView {
+            description: None,
+            permissions: vec![],
+            is_active: false,
+            ..full.clone()
+        };
+        let roles = vec![full, bare];
+        check_response(&d, "CustomRole", &roles);
+        check_response(&d, "CustomRolePage", &samples::page(roles));
+        // Every permission of the schema is accepted by the route's parser but the platform's.
+        for v in schema(&d, "Permission")["enum"].as_array().unwrap() {
+            let p = v.as_str().unwrap();
+            let body = json!({ "name": "R", "permissions": [p] }).to_string();
+            crate::extract::parse_strict::<RoleCreate>(body.as_bytes()).unwrap();
+        }
+    }
+
+    #[test]
     fn sla_config_request_schemas_match_the_dtos() {
         use crate::routes::sla;
         let d = doc();
@@ -4171,6 +4596,7 @@ mod tests {
                 phone: Some("+44 20 1234".into()),
                 department: Some("Engines".into()),
                 role: Role::Admin,
+                custom_role_id: None,
                 is_active: true,
                 created_at: now(),
                 updated_at: now(),
@@ -4260,7 +4686,22 @@ mod tests {
         let details = check_response(&d, "IncidentDetail", &samples::details());
         check_response(&d, "IncidentListItem", &samples::list_items());
         check_response(&d, "IncidentPage", &samples::page(samples::list_items()));
-        check_response(&d, "Pagination", &samples::paginations());
+        // Every shape of the object, including a capped total (`total_items_exact: false`).
+        let mut paginations: Vec<eventdesk_projections::queries::CappedPagination> =
+            samples::paginations()
+                .into_iter()
+                .map(
+                    |pagination| eventdesk_projections::queries::CappedPagination {
+                        pagination,
+                        total_items_exact: None,
+                    },
+                )
+                .collect();
+        paginations.push(eventdesk_projections::queries::CappedPagination {
+            pagination: samples::paginations()[0].clone(),
+            total_items_exact: Some(false),
+        });
+        check_response(&d, "Pagination", &paginations);
         // Nested objects: every property of the embedded schemas is produced too.
         let nested = |f: &dyn Fn(&Value) -> Vec<Value>| -> Vec<Value> {
             details.iter().flat_map(f).collect()

@@ -183,8 +183,13 @@ pub struct Claims {
     pub sub: Uuid,
     /// The tenant id.
     pub tid: Uuid,
-    /// The role name: a built-in [`Role`] name or the name of a tenant's custom role.
+    /// The role: a built-in [`Role`] name, or `custom:<role id>` for the holder of a tenant's
+    /// custom role (so that code reading only built-in roles refuses the token).
     pub role: String,
+    /// For a custom role's holder: their base built-in role, which decides incident scoping
+    /// only (ADR 0011). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_role: Option<String>,
     /// Expiry (Unix seconds).
     pub exp: i64,
     /// Not before (Unix seconds).
@@ -214,7 +219,20 @@ impl Claims {
     pub fn builtin_role(&self) -> Option<Role> {
         self.role.parse().ok()
     }
+
+    /// The custom role, if `role` is `custom:<role id>`.
+    pub fn custom_role_id(&self) -> Option<Uuid> {
+        self.role.strip_prefix(CUSTOM_ROLE_PREFIX)?.parse().ok()
+    }
+
+    /// A custom role holder's base built-in role.
+    pub fn base_role(&self) -> Option<Role> {
+        self.base_role.as_deref()?.parse().ok()
+    }
 }
+
+/// The prefix of the `role` claim of a custom role's holder.
+pub const CUSTOM_ROLE_PREFIX: &str = "custom:";
 
 /// Issues an access token for `user` of `tenant` with `role`, valid from `now` for
 /// `cfg.access_ttl`. Returns the token and its lifetime in seconds (the `expires_in` of the
@@ -232,6 +250,36 @@ pub fn issue(
         sub: user.as_uuid(),
         tid: tenant.as_uuid(),
         role: role.to_owned(),
+        base_role: None,
+        exp: iat + expires_in,
+        nbf: iat,
+        iat,
+        iss: cfg.issuer.clone(),
+        aud: cfg.audience.clone(),
+        jti: Uuid::new_v4(),
+    };
+    let token = jsonwebtoken::encode(&Header::new(cfg.algorithm.jwt()), &claims, &cfg.encoding)
+        .map_err(|e| AuthError::Crypto(format!("signing JWT: {e}")))?;
+    Ok((token, expires_in))
+}
+
+/// Issues an access token for the holder of the tenant's custom role `custom_role`, whose base
+/// role is `base` (`role: "custom:<id>"`, `base_role`). As [`issue`] otherwise.
+pub fn issue_custom(
+    cfg: &JwtConfig,
+    user: UserId,
+    tenant: TenantId,
+    base: Role,
+    custom_role: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(String, i64)> {
+    let iat = now.timestamp();
+    let expires_in = cfg.access_ttl.num_seconds();
+    let claims = Claims {
+        sub: user.as_uuid(),
+        tid: tenant.as_uuid(),
+        role: format!("{CUSTOM_ROLE_PREFIX}{custom_role}"),
+        base_role: Some(base.as_str().to_owned()),
         exp: iat + expires_in,
         nbf: iat,
         iat,
@@ -341,6 +389,29 @@ mod tests {
     }
 
     #[test]
+    fn custom_role_tokens_name_the_role_and_the_base_role() {
+        let cfg = hs();
+        let (user, tenant) = ids();
+        let role = Uuid::new_v4();
+        let (token, _) = issue_custom(&cfg, user, tenant, Role::User, role, Utc::now()).unwrap();
+        let c = verify(&cfg, &token).unwrap();
+        assert_eq!(c.role, format!("custom:{role}"));
+        assert_eq!(c.custom_role_id(), Some(role));
+        assert_eq!(c.base_role(), Some(Role::User));
+        // Code that reads built-in roles only does not mistake it for one.
+        assert_eq!(c.builtin_role(), None);
+        // A built-in role's token has neither.
+        let (token, _) = issue(&cfg, user, tenant, "operator", Utc::now()).unwrap();
+        let c = verify(&cfg, &token).unwrap();
+        assert_eq!((c.custom_role_id(), c.base_role()), (None, None));
+        assert!(!token.contains("base_role"));
+        let payload = token.split('.').nth(1).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap();
+        assert!(json.get("base_role").is_none());
+    }
+
+    #[test]
     fn alg_none_is_refused() {
         let cfg = hs();
         let (user, tenant) = ids();
@@ -351,6 +422,7 @@ mod tests {
                 sub: user.as_uuid(),
                 tid: tenant.as_uuid(),
                 role: "admin".into(),
+                base_role: None,
                 exp: now + 600,
                 nbf: now,
                 iat: now,
@@ -558,6 +630,7 @@ mod tests {
                 sub: Uuid::new_v4(),
                 tid: Uuid::new_v4(),
                 role: "admin".into(),
+                base_role: None,
                 exp: now + 600,
                 nbf: now,
                 iat: now,

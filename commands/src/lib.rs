@@ -12,6 +12,7 @@
 pub mod error;
 pub mod execute;
 pub mod incident;
+pub mod role;
 pub mod sla;
 pub mod tenant;
 pub mod user;

@@ -1,5 +1,5 @@
 //! The directory: small aggregates for the organisation and its people and structure —
-//! [`tenant`], [`user`], [`team`] and [`category`].
+//! [`tenant`], [`user`], [`team`], [`category`] and custom [`role`]s.
 //!
 //! Shared conventions:
 //! - Each has a `Create`/`Register` command (rejected with `AlreadyExists` on an existing
@@ -12,11 +12,13 @@
 //!   does not create a cycle, a manager that exists — are checked by the command layer.
 
 pub mod category;
+pub mod role;
 pub mod team;
 pub mod tenant;
 pub mod user;
 
 pub use category::*;
+pub use role::*;
 pub use team::*;
 pub use tenant::*;
 pub use user::*;

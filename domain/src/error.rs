@@ -6,7 +6,7 @@
 //! business-rule rejections → 409 (or 422 for malformed combinations such as
 //! `EmptyAssignment` and `OwnParent`). Each variant's `code()` is a stable machine code.
 
-use crate::directory::{CategoryError, TeamError, TenantError, UserError};
+use crate::directory::{CategoryError, RoleError, TeamError, TenantError, UserError};
 use crate::incident::IncidentError;
 use crate::values::ValidationError;
 
@@ -31,6 +31,9 @@ pub enum DomainError {
     /// A category command was rejected.
     #[error(transparent)]
     Category(#[from] CategoryError),
+    /// A custom role command was rejected.
+    #[error(transparent)]
+    Role(#[from] RoleError),
 }
 
 impl DomainError {
@@ -43,6 +46,7 @@ impl DomainError {
             Self::User(e) => e.code(),
             Self::Team(e) => e.code(),
             Self::Category(e) => e.code(),
+            Self::Role(e) => e.code(),
         }
     }
 
@@ -55,6 +59,7 @@ impl DomainError {
                 | Self::User(UserError::NotFound)
                 | Self::Team(TeamError::NotFound)
                 | Self::Category(CategoryError::NotFound)
+                | Self::Role(RoleError::NotFound)
         )
     }
 }

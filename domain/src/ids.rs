@@ -96,3 +96,7 @@ id_type!(
     /// A business-hours calendar of one tenant.
     CalendarId
 );
+id_type!(
+    /// A custom role of one tenant.
+    RoleId
+);

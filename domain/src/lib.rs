@@ -16,8 +16,10 @@
 //! - [`values`]: validated newtypes (`parse` → [`ValidationError`]) and enums;
 //! - [`priority`]: the impact × urgency [`PriorityMatrix`];
 //! - [`incident`]: the incident aggregate and its transition table;
-//! - [`directory`]: tenant, user, team and category aggregates;
+//! - [`directory`]: tenant, user, team, category and custom role aggregates;
 //! - [`change`]: old/new pairs and history rows; [`error`]: [`DomainError`];
+//! - [`registry`]: the aggregates by stream type (decoding checks and state-as-of folds for
+//!   the audit tooling);
 //! - `testing` (tests, or feature `testing`): the given/when/then harness.
 
 pub mod actor;
@@ -28,6 +30,7 @@ pub mod error;
 pub mod ids;
 pub mod incident;
 pub mod priority;
+pub mod registry;
 pub mod sla;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -41,6 +44,7 @@ pub use directory::{
     TeamError, TeamEvent, TenantAggregate, TenantCommand, TenantError, TenantEvent, UserAggregate,
     UserCommand, UserError, UserEvent,
 };
+pub use directory::{RoleAggregate, RoleCommand, RoleError, RoleEvent};
 pub use error::DomainError;
 pub use ids::*;
 pub use incident::{

@@ -1,6 +1,6 @@
-//! `directory`: the read models of tenants, users, teams and categories (`rm_tenants`,
-//! `rm_users`, `rm_teams`, `rm_categories`), fed by the `tenant`, `user`, `team` and `category`
-//! streams. Events of other stream types are ignored.
+//! `directory`: the read models of tenants, users, teams, categories and custom roles
+//! (`rm_tenants`, `rm_users`, `rm_teams`, `rm_categories`, `rm_roles`), fed by the `tenant`,
+//! `user`, `team`, `category` and `role` streams. Events of other stream types are ignored.
 //!
 //! Per batch and per entity kind: one SELECT loads the rows the batch touches, the domain's
 //! `evolve` folds the events on top (events at or below a row's version are skipped, so a
@@ -18,7 +18,7 @@ use crate::fold::{self, Folded, Key, changed_rows, err, upsert_sql, write_rows};
 use crate::runtime::{HandlerError, Projection};
 use async_trait::async_trait;
 use eventdesk_domain::{
-    Aggregate, CategoryAggregate, TeamAggregate, TenantAggregate, UserAggregate,
+    Aggregate, CategoryAggregate, RoleAggregate, TeamAggregate, TenantAggregate, UserAggregate,
 };
 use eventdesk_store::RecordedEvent;
 use serde::Serialize;
@@ -51,6 +51,7 @@ const USER_COLS: &[&str] = &[
     "phone",
     "department",
     "role",
+    "custom_role_id",
     "is_active",
     "password_hash",
     "created_at",
@@ -81,6 +82,18 @@ const CATEGORY_COLS: &[&str] = &[
     "version",
 ];
 
+const ROLE_COLS: &[&str] = &[
+    "tenant_id",
+    "id",
+    "name",
+    "description",
+    "permissions",
+    "is_active",
+    "created_at",
+    "updated_at",
+    "version",
+];
+
 static TENANT_UPSERT: LazyLock<String> =
     LazyLock::new(|| upsert_sql("rm_tenants", &["id"], TENANT_COLS, &[]));
 static USER_UPSERT: LazyLock<String> =
@@ -89,6 +102,8 @@ static TEAM_UPSERT: LazyLock<String> =
     LazyLock::new(|| upsert_sql("rm_teams", &["tenant_id", "id"], TEAM_COLS, &[]));
 static CATEGORY_UPSERT: LazyLock<String> =
     LazyLock::new(|| upsert_sql("rm_categories", &["tenant_id", "id"], CATEGORY_COLS, &[]));
+static ROLE_UPSERT: LazyLock<String> =
+    LazyLock::new(|| upsert_sql("rm_roles", &["tenant_id", "id"], ROLE_COLS, &[]));
 
 // The loaders select (tenant_id, id, version, domain state). Extra columns in the state object
 // are ignored by serde; the tenant's settings are nested in the domain.
@@ -102,6 +117,9 @@ const TEAM_LOAD: &str = "SELECT r.tenant_id, r.id, r.version, to_jsonb(r) FROM r
      WHERE (r.tenant_id, r.id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))";
 const CATEGORY_LOAD: &str = "SELECT r.tenant_id, r.id, r.version, to_jsonb(r) \
      FROM rm_categories r \
+     WHERE (r.tenant_id, r.id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))";
+
+const ROLE_LOAD: &str = "SELECT r.tenant_id, r.id, r.version, to_jsonb(r) FROM rm_roles r \
      WHERE (r.tenant_id, r.id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))";
 
 /// Loads and folds the events of one aggregate kind.
@@ -126,6 +144,16 @@ impl Projection for DirectoryProjection {
 
     fn version(&self) -> i32 {
         1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "rm_tenants",
+            "rm_users",
+            "rm_teams",
+            "rm_categories",
+            "rm_roles",
+        ]
     }
 
     async fn apply(
@@ -189,6 +217,15 @@ impl Projection for DirectoryProjection {
         write_rows(
             tx,
             &CATEGORY_UPSERT,
+            changed_rows(&states, true, |_, _, _| Ok(()))?,
+        )
+        .await?;
+
+        let roles = of(RoleAggregate::STREAM_TYPE);
+        let states = fold_kind::<RoleAggregate>(tx, ROLE_LOAD, &roles).await?;
+        write_rows(
+            tx,
+            &ROLE_UPSERT,
             changed_rows(&states, true, |_, _, _| Ok(()))?,
         )
         .await?;

@@ -22,6 +22,10 @@ impl Projection for EventCounts {
         1
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["event_counts"]
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

@@ -122,6 +122,12 @@ const ATTACHMENT_INSERT: &str = "INSERT INTO rm_incident_attachments (tenant_id,
                           $6::int8[], $7::text[], $8::text[], $9::uuid[], $10::timestamptz[]) \
      ON CONFLICT DO NOTHING";
 
+/// `rm_incident_counts` from `rm_incidents` (the backfill of migration 0007).
+const COUNTS_FROM_SCRATCH: &str = "INSERT INTO rm_incident_counts (tenant_id, status, priority, \
+     impact, urgency, count) \
+     SELECT tenant_id, status, priority, impact, urgency, count(*) FROM rm_incidents \
+     GROUP BY tenant_id, status, priority, impact, urgency";
+
 /// Column arrays of the history rows of a batch.
 #[derive(Default)]
 struct HistoryRows {
@@ -175,6 +181,22 @@ impl Projection for IncidentProjection {
 
     fn version(&self) -> i32 {
         1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "rm_incidents",
+            "rm_incident_history",
+            "rm_incident_work_notes",
+            "rm_incident_attachments",
+            "rm_incident_counts",
+        ]
+    }
+
+    /// The counts are kept by triggers on `rm_incidents`; a rebuild computes them once, in one
+    /// statement, after its bulk phase (which runs without the triggers).
+    fn derived_tables(&self) -> &'static [(&'static str, &'static str)] {
+        &[("rm_incident_counts", COUNTS_FROM_SCRATCH)]
     }
 
     async fn apply(

@@ -34,11 +34,13 @@
 //! `eventdesk_system` (BYPASSRLS); the API reads as `eventdesk_app` inside transactions scoped
 //! with [`queries::scope_to_tenant`].
 
+pub mod dead_letters;
 pub mod directory;
 pub mod event_counts;
 mod fold;
 pub mod incidents;
 pub mod queries;
+pub mod rebuild;
 pub mod runtime;
 pub mod sla_config;
 pub mod sla_timers;
@@ -49,4 +51,4 @@ pub use incidents::IncidentProjection;
 pub use runtime::{HandlerError, Projection, ProjectorRuntime, RuntimeConfig, RuntimeHandle};
 pub use sla_config::SlaConfigProjection;
 pub use sla_timers::SlaTimerProjection;
-pub use status::{ProjectionState, ProjectionStatus, projection_status};
+pub use status::{ProjectionState, ProjectionStatus, RebuildStatus, projection_status};

@@ -107,6 +107,10 @@ impl Projection for SlaConfigProjection {
         1
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_sla_calendars", "rm_sla_policies"]
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

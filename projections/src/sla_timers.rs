@@ -9,7 +9,8 @@
 //! timers, one DELETE + one INSERT rewrite the deadlines of the touched incidents (one row per
 //! threshold not yet recorded of each *running* timer — a paused timer has none, its due time is
 //! recomputed when it resumes), and a policy or calendar change queues every incident of the
-//! tenant with an active timer for re-evaluation.
+//! tenant with an active timer (at the change's place in the log) for re-evaluation. Nothing
+//! depends on where batches end, so a rebuild in large batches ends with the live rows.
 
 use crate::fold::err;
 use crate::runtime::{HandlerError, Projection};
@@ -73,8 +74,10 @@ struct Folded {
     sla: SlaState,
     version: i64,
     changed: bool,
-    /// Timers replaced by a new cycle in this batch (written with `is_current = false`).
-    retired: Vec<SlaTimer>,
+    /// Timers replaced by a new cycle in this batch (written with `is_current = false`), with
+    /// the version of the event that replaced them (not the batch's last: batching must not
+    /// show in the rows).
+    retired: Vec<(SlaTimer, i64)>,
 }
 
 fn timer_row(
@@ -151,31 +154,38 @@ impl Projection for SlaTimerProjection {
         1
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_sla_timers", "sla_deadlines", "sla_refresh_queue"]
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), HandlerError> {
-        let incident_events: Vec<&RecordedEvent> = events
-            .iter()
-            .filter(|e| {
-                e.stream_type == IncidentAggregate::STREAM_TYPE && touches_timers(&e.event_type)
-            })
-            .collect();
-        if !incident_events.is_empty() {
-            apply_incident_events(tx, &incident_events).await?;
+        // A policy or calendar change queues the incidents whose timers are active *at its
+        // place in the log*: the timer events before it are written first, those after it
+        // only after the queueing. So the queue does not depend on where batches happen to
+        // end (a rebuild in large batches ends with the same rows as the live runner).
+        let mut timer_events: Vec<&RecordedEvent> = Vec::new();
+        for e in events {
+            if e.stream_type == IncidentAggregate::STREAM_TYPE && touches_timers(&e.event_type) {
+                timer_events.push(e);
+            } else if CONFIG_STREAM_TYPES.contains(&e.stream_type.as_str()) {
+                if !timer_events.is_empty() {
+                    apply_incident_events(tx, &timer_events).await?;
+                    timer_events.clear();
+                }
+                sqlx::query(QUEUE_REFRESH)
+                    .bind(e.tenant_id.0)
+                    .bind(i64::try_from(e.transaction_id).map_err(|_| err("txid out of range"))?)
+                    .bind(e.global_position)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
-        // After the timers of this batch are written, so incidents created in it are included.
-        for e in events
-            .iter()
-            .filter(|e| CONFIG_STREAM_TYPES.contains(&e.stream_type.as_str()))
-        {
-            sqlx::query(QUEUE_REFRESH)
-                .bind(e.tenant_id.0)
-                .bind(i64::try_from(e.transaction_id).map_err(|_| err("txid out of range"))?)
-                .bind(e.global_position)
-                .execute(&mut *tx)
-                .await?;
+        if !timer_events.is_empty() {
+            apply_incident_events(tx, &timer_events).await?;
         }
         Ok(())
     }
@@ -215,7 +225,7 @@ async fn apply_incident_events(
             && let Some(old) = slot.sla.timer(s.metric)
             && old.cycle != s.cycle
         {
-            slot.retired.push(old.clone());
+            slot.retired.push((old.clone(), rec.version));
         }
         slot.sla.apply(&event);
         slot.version = rec.version;
@@ -226,8 +236,8 @@ async fn apply_incident_events(
     let mut deadlines = Deadlines::default();
     let (mut del_tenants, mut del_ids) = (Vec::new(), Vec::new());
     for ((tenant, incident), f) in states.iter().filter(|(_, f)| f.changed) {
-        for t in &f.retired {
-            rows.push(timer_row(*tenant, *incident, t, false, f.version)?);
+        for (t, version) in &f.retired {
+            rows.push(timer_row(*tenant, *incident, t, false, *version)?);
         }
         for t in f.sla.response.iter().chain(f.sla.resolution.iter()) {
             rows.push(timer_row(*tenant, *incident, t, true, f.version)?);

@@ -152,6 +152,20 @@ impl ChainVerifier {
     pub fn head(&self) -> [u8; 32] {
         self.prev
     }
+
+    /// A verifier that continues a stream after `version`, whose stored hash is `hash`: to verify
+    /// a stream from the middle (an export with `--since`) or to carry on after a fault.
+    pub fn starting_after(version: i64, hash: [u8; 32]) -> Self {
+        Self {
+            prev: hash,
+            next_version: version + 1,
+        }
+    }
+
+    /// The version due next.
+    pub fn next_version(&self) -> i64 {
+        self.next_version
+    }
 }
 
 /// Verifies a whole stream given in version order; returns the first fault.

@@ -10,6 +10,7 @@
 //! (`event_type`, `schema_version`, JSON `data`, metadata) and never interprets `data`.
 //! It never UPDATEs or DELETEs an event; the database refuses that anyway.
 
+pub mod checkpoint;
 pub mod db;
 pub mod error;
 pub mod hash;

@@ -9,8 +9,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use chrono::TimeDelta;
-use eventdesk_domain::TenantId;
-use eventdesk_domain::values::Username;
+use eventdesk_domain::values::{Role, Username};
+use eventdesk_domain::{RoleId, TenantId, UserId};
 use eventdesk_projections::queries::directory;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -44,6 +44,23 @@ fn request_id(h: &HeaderMap) -> Option<String> {
 /// One answer for every failed login, whether or not the user exists.
 fn bad_credentials() -> ApiError {
     ApiError::InvalidCredentials
+}
+
+/// An access token for a user with built-in `role` and, if assigned, a custom role (then
+/// `role` is the base role; ADR 0011).
+fn access_token(
+    state: &AppState,
+    user: UserId,
+    tenant: TenantId,
+    role: Role,
+    custom_role: Option<RoleId>,
+) -> ApiResult<(String, i64)> {
+    let now = state.clock.now();
+    match custom_role {
+        Some(c) => eventdesk_auth::jwt::issue_custom(&state.jwt, user, tenant, role, c.0, now),
+        None => eventdesk_auth::jwt::issue(&state.jwt, user, tenant, role.as_str(), now),
+    }
+    .map_err(ApiError::internal)
 }
 
 /// `POST /api/v1/auth/login`. Failures take the same time and give the same answer whether or
@@ -99,14 +116,13 @@ pub async fn login(
         .await;
         return Err(bad_credentials());
     };
-    let (access_token, expires_in) = eventdesk_auth::jwt::issue(
-        &state.jwt,
+    let (access_token, expires_in) = access_token(
+        &state,
         user.id,
         user.tenant_id,
-        user.role.as_str(),
-        state.clock.now(),
-    )
-    .map_err(ApiError::internal)?;
+        user.role,
+        user.custom_role_id,
+    )?;
     let mut conn = state.system.acquire().await?;
     let refresh_token = eventdesk_auth::store::issue_refresh(
         &mut conn,
@@ -186,14 +202,13 @@ pub async fn refresh(
     let Some(user) = user.filter(|u| u.is_active) else {
         return Err(ApiError::Unauthorized);
     };
-    let (access_token, expires_in) = eventdesk_auth::jwt::issue(
-        &state.jwt,
+    let (access_token, expires_in) = access_token(
+        &state,
         out.user_id,
         out.tenant_id,
-        user.role.as_str(),
-        state.clock.now(),
-    )
-    .map_err(ApiError::internal)?;
+        user.role,
+        user.custom_role_id,
+    )?;
     Ok(Json(TokenResponse {
         access_token,
         token_type: "bearer",

@@ -9,16 +9,18 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use eventdesk_commands::{Options, execute};
+use eventdesk_commands::{CommandError, Options, execute};
 use eventdesk_domain::directory::{
-    CategoryAggregate, CategoryCommand, TeamAggregate, TeamCommand, TenantAggregate, TenantCommand,
-    UserCommand,
+    CategoryAggregate, CategoryCommand, RoleError, TeamAggregate, TeamCommand, TenantAggregate,
+    TenantCommand, UserAggregate, UserCommand,
 };
 use eventdesk_domain::values::{
     CategoryName, Department, Description, Email, PersonName, Phone, Role, TeamName, TenantName,
     Username,
 };
-use eventdesk_domain::{Actor, CategoryId, PriorityMatrix, StreamId, TeamId, TenantId, UserId};
+use eventdesk_domain::{
+    Actor, CategoryId, PriorityMatrix, RoleId, StreamId, TeamId, TenantId, UserId,
+};
 use eventdesk_projections::queries::directory;
 use eventdesk_projections::queries::paging::{MAX_LIMIT, Paging};
 use serde::Deserialize;
@@ -36,7 +38,8 @@ pub struct ListParams {
 }
 
 impl ListParams {
-    fn paging(&self) -> ApiResult<Paging> {
+    /// The paging asked for (`422` naming `limit` or `page` when out of range).
+    pub(crate) fn paging(&self) -> ApiResult<Paging> {
         let limit = self.limit.unwrap_or(20);
         if limit == 0 || limit > MAX_LIMIT {
             return Err(ApiError::field(
@@ -57,14 +60,16 @@ impl ListParams {
     }
 }
 
-fn query_params(
+/// The list parameters, or `422` on `query`.
+pub(crate) fn query_params(
     q: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<ListParams> {
     q.map(|Query(p)| p)
         .map_err(|e| ApiError::field("query", e.body_text()))
 }
 
-fn created<T: serde::Serialize>(location: String, version: i64, body: T) -> Response {
+/// `201` with `body`, `Location` and `ETag`.
+pub(crate) fn created<T: serde::Serialize>(location: String, version: i64, body: T) -> Response {
     let mut resp = (StatusCode::CREATED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -125,6 +130,7 @@ pub async fn create_user(
     else {
         return Err(ApiError::BadRequest("invalid input".into()));
     };
+    check_builtin_grant(&state, &principal, &headers, "role", u.role, None).await?;
     let password = u.password.clone();
     let hash =
         tokio::task::spawn_blocking(move || eventdesk_auth::password::hash_password(&password))
@@ -368,7 +374,7 @@ pub async fn list_tenants(
 // ------------------------------------------------------------------------------------------
 
 /// `null` → `Some(None)` (clear), absent → `None` (keep).
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -376,7 +382,8 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-fn path_uuid(raw: &str) -> ApiResult<uuid::Uuid> {
+/// A path id; anything but a UUID is `404`.
+pub(crate) fn path_uuid(raw: &str) -> ApiResult<uuid::Uuid> {
     raw.parse().map_err(|_| ApiError::NotFound)
 }
 
@@ -396,6 +403,107 @@ pub struct UserUpdate {
     department: Option<Option<String>>,
     #[serde(default)]
     role: Option<Role>,
+    /// The tenant's custom role to hold (`null`: none, the built-in role again).
+    #[serde(default, deserialize_with = "nullable")]
+    custom_role_id: Option<Option<RoleId>>,
+}
+
+/// Nobody puts on a user a role holding a permission they lack (ADR 0011): `422` naming
+/// `field` for the built-in `role`'s first such permission, recorded in the security log.
+async fn check_builtin_grant(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    field: &str,
+    role: Role,
+    user: Option<UserId>,
+) -> ApiResult<()> {
+    let wanted = eventdesk_auth::PermissionSet::from_role(role);
+    match crate::routes::roles::first_not_held(&wanted, principal) {
+        None => Ok(()),
+        Some(p) => {
+            crate::routes::roles::record_escalation(
+                state,
+                principal,
+                headers,
+                serde_json::json!({ "user_id": user, "role": role.as_str() }),
+                &p.to_string(),
+            )
+            .await;
+            Err(ApiError::field(
+                field,
+                format!("the {role} role holds {p}, which you do not hold, so you cannot grant it"),
+            ))
+        }
+    }
+}
+
+/// Checks the role changes of a user update (ADR 0011) and returns the user's state before
+/// it, with its version, when the body touches a role (the update must then apply to exactly
+/// that state). Only actual changes are checked, so re-sending the current values passes.
+///
+/// - `custom_role_id: <id>`: the role must be one of the tenant's (`404` otherwise, also for
+///   another tenant's role) and active (`422` on `custom_role_id`), and the caller must hold
+///   every permission it holds (`422` on `custom_role_id`).
+/// - `role: <r>`: the caller must hold every permission of `r` (`422` on `role`).
+/// - `custom_role_id: null` on a user holding one: they fall back to their built-in role, so
+///   the caller must hold its permissions (`422` on `custom_role_id`).
+async fn check_role_changes(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    id: UserId,
+    u: &UserUpdate,
+) -> ApiResult<Option<(UserAggregate, i64)>> {
+    if u.role.is_none() && u.custom_role_id.is_none() {
+        return Ok(None);
+    }
+    let (before, version) =
+        eventdesk_commands::load::<UserAggregate>(&state.store, principal.tenant, StreamId(id.0))
+            .await?;
+    let Some(user) = &before.state else {
+        return Err(ApiError::NotFound);
+    };
+    if let Some(role) = u.role.filter(|r| *r != user.role) {
+        check_builtin_grant(state, principal, headers, "role", role, Some(id)).await?;
+    }
+    match u.custom_role_id {
+        Some(Some(role_id)) if user.custom_role_id != Some(role_id) => {
+            let role =
+                eventdesk_commands::role::assignable_role(&state.store, principal.tenant, role_id)
+                    .await
+                    .map_err(|e| match e {
+                        CommandError::Rejected(RoleError::Deactivated) => {
+                            ApiError::field("custom_role_id", "the role is deactivated")
+                        }
+                        other => other.into(),
+                    })?;
+            let wanted = eventdesk_auth::PermissionSet::from_stored(
+                role.permissions.iter().map(|p| p.as_str()),
+            );
+            if let Some(p) = crate::routes::roles::first_not_held(&wanted, principal) {
+                crate::routes::roles::record_escalation(
+                    state,
+                    principal,
+                    headers,
+                    serde_json::json!({ "user_id": id, "custom_role_id": role_id }),
+                    &p.to_string(),
+                )
+                .await;
+                return Err(ApiError::field(
+                    "custom_role_id",
+                    format!("the role holds {p}, which you do not hold, so you cannot grant it"),
+                ));
+            }
+        }
+        Some(None) if user.custom_role_id.is_some() => {
+            let base = u.role.unwrap_or(user.role);
+            check_builtin_grant(state, principal, headers, "custom_role_id", base, Some(id))
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(Some((before, version)))
 }
 
 async fn user_response(
@@ -416,8 +524,11 @@ async fn user_response(
     Ok(resp)
 }
 
-/// `PATCH /api/v1/users/{id}` (admin): profile fields and role. A role change is recorded in
-/// the security log.
+/// `PATCH /api/v1/users/{id}` (admin): profile fields, built-in role and custom role. A
+/// change of either role is recorded in the security log; nobody grants a role holding a
+/// permission they lack (see [`check_role_changes`]). A new custom role applies to the
+/// user's next access token (login or refresh); a token for a role they no longer hold stops
+/// granting anything within `auth::ROLE_CACHE_TTL`.
 pub async fn update_user(
     State(state): State<AppState>,
     principal: Principal,
@@ -473,8 +584,17 @@ pub async fn update_user(
     if let Some(role) = u.role {
         commands.push(UserCommand::ChangeRole { role, actor });
     }
+    if let Some(custom_role_id) = u.custom_role_id {
+        commands.push(UserCommand::AssignCustomRole {
+            custom_role_id,
+            actor,
+        });
+    }
+    let before = check_role_changes(&state, &principal, &headers, id, &u).await?;
     let opts = Options {
         metadata: metadata(&principal, &headers),
+        // The role checks read the user: write only on the state they read.
+        if_match: before.as_ref().map(|(_, version)| *version),
         ..Default::default()
     };
     let done = eventdesk_commands::user::update_user(
@@ -485,21 +605,50 @@ pub async fn update_user(
         commands,
         &opts,
     )
-    .await?;
-    if let Some(role) = u.role
-        && done.appended.is_some()
-    {
-        crate::security::record(
-            &state,
-            principal.tenant,
-            "RoleChanged",
-            &principal.actor_label(),
-            opts.metadata.request_id.clone(),
-            serde_json::json!({ "user_id": id, "role": role.as_str() }),
-        )
-        .await;
+    .await
+    .map_err(|e| match e {
+        CommandError::PreconditionFailed { .. } => {
+            ApiError::Conflict("the user was modified concurrently; retry".into())
+        }
+        other => other.into(),
+    })?;
+    let roles_of = |agg: &UserAggregate| agg.state.as_ref().map(|s| (s.role, s.custom_role_id));
+    let (old, new) = (
+        before.as_ref().and_then(|(agg, _)| roles_of(agg)),
+        roles_of(&done.state),
+    );
+    if let (Some((old_role, old_custom)), Some((new_role, new_custom))) = (old, new) {
+        if old_role != new_role {
+            crate::security::record(
+                &state,
+                principal.tenant,
+                "RoleChanged",
+                &principal.actor_label(),
+                opts.metadata.request_id.clone(),
+                serde_json::json!({ "user_id": id, "role": new_role.as_str() }),
+            )
+            .await;
+        }
+        if old_custom != new_custom {
+            crate::security::record(
+                &state,
+                principal.tenant,
+                "CustomRoleAssigned",
+                &principal.actor_label(),
+                opts.metadata.request_id.clone(),
+                serde_json::json!({
+                    "user_id": id,
+                    "custom_role_id": new_custom,
+                    "previous_custom_role_id": old_custom,
+                }),
+            )
+            .await;
+        }
     }
-    user_response(&state, &principal, id, done).await
+    let resp = user_response(&state, &principal, id, done).await;
+    // After the read model has the change (user_response waits for it).
+    state.roles.invalidate_user(principal.tenant, id);
+    resp
 }
 
 /// `POST /api/v1/users/{id}/deactivate` (admin): the user can no longer log in, and their
@@ -542,7 +691,10 @@ pub async fn deactivate_user(
     .await
     .map_err(ApiError::internal)?;
     drop(conn);
-    user_response(&state, &principal, id, done).await
+    let resp = user_response(&state, &principal, id, done).await;
+    // A custom role's holder holds nothing once deactivated (ADR 0011): at once on this node.
+    state.roles.invalidate_user(principal.tenant, id);
+    resp
 }
 
 /// `POST /api/v1/users/{id}/reactivate` (admin).
@@ -568,7 +720,9 @@ pub async fn reactivate_user(
         &opts,
     )
     .await?;
-    user_response(&state, &principal, id, done).await
+    let resp = user_response(&state, &principal, id, done).await;
+    state.roles.invalidate_user(principal.tenant, id);
+    resp
 }
 
 /// `PATCH /api/v1/teams/{id}` body.

@@ -42,6 +42,7 @@ impl From<QueryError> for ApiError {
             QueryError::InvalidCursor => ApiError::field("cursor", "invalid or expired cursor"),
             QueryError::InvalidSort(_) => ApiError::field("sort", e.to_string()),
             QueryError::Db(db) => db.into(),
+            QueryError::Store(s) => s.into(),
             other => ApiError::internal(other),
         }
     }
@@ -197,16 +198,52 @@ fn with_etag(status: StatusCode, detail: IncidentDetail) -> Response {
 }
 
 /// `GET /api/v1/incidents/{id}`.
+///
+/// With `?as_of=<RFC 3339 instant>`: the incident as it was then, folded from its events with
+/// the domain's own `evolve` (404 if it did not exist yet); its ETag is the version it had.
 pub async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
-    Ok(with_etag(
-        StatusCode::OK,
-        read_detail(&state, &principal, id).await?,
-    ))
+    let mut as_of = None;
+    let mut errors = Vec::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "as_of" => match crate::routes::audit::parse_instant("as_of", &v) {
+                Ok(t) => as_of = Some(t),
+                Err(e) => errors.push(e),
+            },
+            other => errors.push(FieldError::new(other, "unknown query parameter")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let detail = match as_of {
+        None => read_detail(&state, &principal, id).await?,
+        Some(at) => {
+            let mut tx = state.tenant_tx(principal.tenant).await?;
+            let detail = eventdesk_projections::queries::as_of::incident_as_of(
+                &mut tx,
+                &state.store,
+                principal.tenant,
+                id,
+                at,
+                principal.is_agent(),
+            )
+            .await?;
+            tx.commit().await?;
+            let detail = detail.ok_or(ApiError::NotFound)?;
+            if principal.is_requester() && Some(detail.incident.reporter.id) != principal.user_id {
+                return Err(ApiError::NotFound);
+            }
+            detail
+        }
+    };
+    Ok(with_etag(StatusCode::OK, detail))
 }
 
 /// A path id that is not a UUID cannot name an incident: 404, like any unknown id.

@@ -6,9 +6,11 @@
 
 pub mod api_keys;
 pub mod attachments;
+pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod incidents;
+pub mod roles;
 pub mod sla;
 pub mod sla_timers;
 
@@ -33,6 +35,22 @@ const fn p(r: Resource, a: Action) -> Permission {
 
 /// The permission of every protected route: (method, route template, permission).
 pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
+    // The audit trail.
+    (
+        Method::GET,
+        "/api/v1/audit/events",
+        p(Resource::Audit, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/audit/streams/{stream_id}",
+        p(Resource::Audit, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/security/events",
+        p(Resource::Security, Action::Read),
+    ),
     // Incidents.
     (
         Method::GET,
@@ -200,6 +218,32 @@ pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
         "/api/v1/categories/{id}/deactivate",
         p(Resource::Category, Action::Delete),
     ),
+    // Custom roles (ADR 0011).
+    (
+        Method::GET,
+        "/api/v1/roles",
+        p(Resource::Role, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/roles",
+        p(Resource::Role, Action::Create),
+    ),
+    (
+        Method::GET,
+        "/api/v1/roles/{id}",
+        p(Resource::Role, Action::Read),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/roles/{id}",
+        p(Resource::Role, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/roles/{id}/deactivate",
+        p(Resource::Role, Action::Delete),
+    ),
     // SLA configuration.
     (
         Method::POST,
@@ -332,6 +376,23 @@ pub async fn authorize(
             route,
             "permission denied"
         );
+        // A security event too (issue #6), recorded off the request's path: the 403 does not
+        // wait for it.
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let data = serde_json::json!({
+            "method": parts.method.as_str(),
+            "route": route,
+            "permission": needed.to_string(),
+        });
+        let (state, tenant, actor) = (state.clone(), principal.tenant, principal.actor_label());
+        tokio::spawn(async move {
+            crate::security::record(&state, tenant, "PermissionDenied", &actor, request_id, data)
+                .await;
+        });
         return Err(ApiError::Forbidden);
     }
     Ok(next.run(Request::from_parts(parts, body)).await)
@@ -351,6 +412,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/incidents/{id}/sla", get(sla_timers::incident_sla))
         .route("/api/v1/sla/timers", get(sla_timers::list))
+        .route("/api/v1/audit/events", get(audit::events))
+        .route("/api/v1/audit/streams/{stream_id}", get(audit::stream))
+        .route("/api/v1/security/events", get(audit::security_events))
         .route("/api/v1/incidents/{id}/assign", post(incidents::assign))
         .route("/api/v1/incidents/{id}/start", post(incidents::start))
         .route("/api/v1/incidents/{id}/hold", post(incidents::hold))
@@ -414,6 +478,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/categories",
             get(directory::list_categories).post(directory::create_category),
+        )
+        .route(
+            "/api/v1/roles",
+            get(roles::list_roles).post(roles::create_role),
+        )
+        .route(
+            "/api/v1/roles/{id}",
+            get(roles::get_role).patch(roles::update_role),
+        )
+        .route(
+            "/api/v1/roles/{id}/deactivate",
+            post(roles::deactivate_role),
         )
         .route(
             "/api/v1/sla/calendars",

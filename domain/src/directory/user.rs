@@ -5,11 +5,17 @@
 //! the hash is part of `UserRegistered`/`UserPasswordChanged` and therefore of the immutable
 //! log: audit exports should redact `password_hash` (its `Debug` is already redacted).
 //! Username and e-mail uniqueness are checked by the command layer.
+//!
+//! **Roles.** `role` is the user's built-in role. A user may also hold a tenant's custom role
+//! (`custom_role_id`): then their permissions are exactly the custom role's, and `role` is
+//! their *base* role, which only decides how incidents are scoped (a base role `user` is a
+//! requester: only their own incidents, public notes only). That the custom role exists in
+//! the tenant and is active is checked by the command layer (ADR 0011).
 
 use crate::actor::Actor;
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::change::Change;
-use crate::ids::{TenantId, UserId};
+use crate::ids::{RoleId, TenantId, UserId};
 use crate::values::{Department, Email, PasswordHash, PersonName, Phone, Role, Username};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -61,6 +67,13 @@ pub enum UserCommand {
     ChangeRole {
         /// New role.
         role: Role,
+        /// Who.
+        actor: Actor,
+    },
+    /// Assign a custom role (`Some`) or return to the built-in `role` alone (`None`).
+    AssignCustomRole {
+        /// The tenant's custom role, or `None`.
+        custom_role_id: Option<RoleId>,
         /// Who.
         actor: Actor,
     },
@@ -161,6 +174,17 @@ pub struct UserRoleChanged {
     pub at: DateTime<Utc>,
 }
 
+/// A user's custom role was assigned, replaced or removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserCustomRoleChanged {
+    /// Old and new custom role (`None`: the built-in role alone).
+    pub custom_role_id: Change<Option<RoleId>>,
+    /// Who.
+    pub actor: Actor,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// A user's password hash was replaced (sessions/refresh tokens should be revoked).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserPasswordChanged {
@@ -198,6 +222,8 @@ pub enum UserEvent {
     UserDeactivated(UserActivityChanged),
     /// The account was re-enabled.
     UserReactivated(UserActivityChanged),
+    /// See [`UserCustomRoleChanged`].
+    UserCustomRoleChanged(UserCustomRoleChanged),
 }
 
 impl UserEvent {
@@ -209,6 +235,7 @@ impl UserEvent {
         "UserPasswordChanged",
         "UserDeactivated",
         "UserReactivated",
+        "UserCustomRoleChanged",
     ];
 
     /// Who caused the event.
@@ -219,6 +246,7 @@ impl UserEvent {
             Self::UserRoleChanged(e) => e.actor,
             Self::UserPasswordChanged(e) => e.actor,
             Self::UserDeactivated(e) | Self::UserReactivated(e) => e.actor,
+            Self::UserCustomRoleChanged(e) => e.actor,
         }
     }
 
@@ -230,6 +258,7 @@ impl UserEvent {
             Self::UserRoleChanged(e) => e.at,
             Self::UserPasswordChanged(e) => e.at,
             Self::UserDeactivated(e) | Self::UserReactivated(e) => e.at,
+            Self::UserCustomRoleChanged(e) => e.at,
         }
     }
 }
@@ -243,6 +272,7 @@ impl DomainEvent for UserEvent {
             Self::UserPasswordChanged(_) => "UserPasswordChanged",
             Self::UserDeactivated(_) => "UserDeactivated",
             Self::UserReactivated(_) => "UserReactivated",
+            Self::UserCustomRoleChanged(_) => "UserCustomRoleChanged",
         }
     }
 }
@@ -291,8 +321,11 @@ pub struct User {
     pub phone: Option<Phone>,
     /// Department.
     pub department: Option<Department>,
-    /// Role.
+    /// Built-in role (the base role while a custom role is assigned).
     pub role: Role,
+    /// The tenant's custom role whose permissions the user holds, if any.
+    #[serde(default)]
+    pub custom_role_id: Option<RoleId>,
     /// Password hash.
     pub password_hash: PasswordHash,
     /// Whether the account is enabled.
@@ -404,6 +437,22 @@ impl Aggregate for UserAggregate {
                     .into_iter()
                     .collect())
             }
+            C::AssignCustomRole {
+                custom_role_id,
+                actor,
+            } => {
+                ensure_active()?;
+                Ok(Change::between(user.custom_role_id, custom_role_id)
+                    .map(|custom_role_id| {
+                        E::UserCustomRoleChanged(UserCustomRoleChanged {
+                            custom_role_id,
+                            actor,
+                            at: now,
+                        })
+                    })
+                    .into_iter()
+                    .collect())
+            }
             C::ChangePassword {
                 password_hash,
                 actor,
@@ -440,6 +489,7 @@ impl Aggregate for UserAggregate {
                 phone: e.phone.clone(),
                 department: e.department.clone(),
                 role: e.role,
+                custom_role_id: None,
                 password_hash: e.password_hash.clone(),
                 is_active: true,
                 created_at: e.at,
@@ -475,6 +525,7 @@ impl Aggregate for UserAggregate {
             UserEvent::UserPasswordChanged(e) => u.password_hash = e.password_hash.clone(),
             UserEvent::UserDeactivated(_) => u.is_active = false,
             UserEvent::UserReactivated(_) => u.is_active = true,
+            UserEvent::UserCustomRoleChanged(e) => u.custom_role_id = e.custom_role_id.new,
         }
     }
 }
@@ -664,6 +715,92 @@ mod tests {
             .then_nothing();
     }
 
+    fn custom(n: u128) -> RoleId {
+        RoleId(Uuid::from_u128(0x7000 + n))
+    }
+    fn assign(role: Option<RoleId>) -> UserCommand {
+        UserCommand::AssignCustomRole {
+            custom_role_id: role,
+            actor: admin(),
+        }
+    }
+    fn custom_role_changed(old: Option<RoleId>, new: Option<RoleId>) -> UserEvent {
+        UserEvent::UserCustomRoleChanged(UserCustomRoleChanged {
+            custom_role_id: Change { old, new },
+            actor: admin(),
+            at: at(),
+        })
+    }
+
+    #[test]
+    fn assign_replace_and_remove_a_custom_role() {
+        let s = given::<UserAggregate>([registered()])
+            .when(assign(Some(custom(1))))
+            .then([custom_role_changed(None, Some(custom(1)))]);
+        let u = s.state.unwrap();
+        assert_eq!(u.custom_role_id, Some(custom(1)));
+        // The built-in role stays: it is the base role.
+        assert_eq!(u.role, Role::Operator);
+        let s = given::<UserAggregate>([registered(), custom_role_changed(None, Some(custom(1)))])
+            .when(assign(Some(custom(2))))
+            .then([custom_role_changed(Some(custom(1)), Some(custom(2)))]);
+        assert_eq!(s.state.unwrap().custom_role_id, Some(custom(2)));
+        let s = given::<UserAggregate>([registered(), custom_role_changed(None, Some(custom(1)))])
+            .when(assign(None))
+            .then([custom_role_changed(Some(custom(1)), None)]);
+        assert_eq!(s.state.unwrap().custom_role_id, None);
+    }
+
+    #[test]
+    fn assigning_the_same_custom_role_emits_nothing() {
+        given::<UserAggregate>([registered()])
+            .when(assign(None))
+            .then_nothing();
+        given::<UserAggregate>([registered(), custom_role_changed(None, Some(custom(1)))])
+            .when(assign(Some(custom(1))))
+            .then_nothing();
+    }
+
+    #[test]
+    fn changing_the_base_role_keeps_the_custom_role() {
+        let s = given::<UserAggregate>([registered(), custom_role_changed(None, Some(custom(1)))])
+            .when(UserCommand::ChangeRole {
+                role: Role::User,
+                actor: admin(),
+            })
+            .then([UserEvent::UserRoleChanged(UserRoleChanged {
+                role: Change {
+                    old: Role::Operator,
+                    new: Role::User,
+                },
+                actor: admin(),
+                at: at(),
+            })]);
+        let u = s.state.unwrap();
+        assert_eq!((u.role, u.custom_role_id), (Role::User, Some(custom(1))));
+    }
+
+    #[test]
+    fn custom_role_commands_need_an_active_user() {
+        given::<UserAggregate>([])
+            .when(assign(Some(custom(1))))
+            .then_err(UserError::NotFound);
+        given::<UserAggregate>([registered(), deactivated()])
+            .when(assign(Some(custom(1))))
+            .then_err(UserError::Deactivated);
+    }
+
+    #[test]
+    fn state_without_custom_role_field_loads() {
+        // Read-model rows and snapshots written before custom roles lack the field.
+        let s = given::<UserAggregate>([registered()]).when(no_profile_change());
+        let (state, _) = s.into_parts();
+        let mut v = serde_json::to_value(&state).unwrap();
+        v["state"].as_object_mut().unwrap().remove("custom_role_id");
+        let back: UserAggregate = serde_json::from_value(v).unwrap();
+        assert_eq!(back, state);
+    }
+
     #[test]
     fn change_password() {
         let s = given::<UserAggregate>([registered()])
@@ -765,6 +902,7 @@ mod tests {
                 actor: admin(),
                 at: at(),
             }),
+            custom_role_changed(None, Some(custom(3))),
         ];
         let types: Vec<_> = events.iter().map(DomainEvent::event_type).collect();
         assert_eq!(types, UserEvent::EVENT_TYPES);

@@ -1,10 +1,10 @@
-//! Tenants, users, teams and categories.
+//! Tenants, users, teams, categories and custom roles.
 
 use super::paging::{Cursor, ListQuery, Select, fetch_page};
 use super::{Page, Paging, QueryError, Result, parse_col};
 use chrono::{DateTime, Utc};
 use eventdesk_domain::values::Role;
-use eventdesk_domain::{CategoryId, PriorityMatrix, TeamId, TenantId, UserId};
+use eventdesk_domain::{CategoryId, PriorityMatrix, RoleId, TeamId, TenantId, UserId};
 use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
@@ -32,8 +32,11 @@ pub struct UserView {
     pub phone: Option<String>,
     /// Department.
     pub department: Option<String>,
-    /// Role.
+    /// Built-in role (the base role while a custom role is assigned).
     pub role: Role,
+    /// The tenant's custom role whose permissions the user holds (`null`: the built-in
+    /// role's).
+    pub custom_role_id: Option<RoleId>,
     /// Whether the account is enabled.
     pub is_active: bool,
     /// Registered.
@@ -54,8 +57,10 @@ pub struct UserAuthRow {
     pub id: UserId,
     /// Login name.
     pub username: String,
-    /// Role.
+    /// Built-in role (the base role while a custom role is assigned).
     pub role: Role,
+    /// The custom role, if one is assigned.
+    pub custom_role_id: Option<RoleId>,
     /// Whether the account is enabled.
     pub is_active: bool,
     /// Argon2id PHC string.
@@ -70,6 +75,7 @@ impl std::fmt::Debug for UserAuthRow {
             .field("id", &self.id)
             .field("username", &self.username)
             .field("role", &self.role)
+            .field("custom_role_id", &self.custom_role_id)
             .field("is_active", &self.is_active)
             .field("password_hash", &"<redacted>")
             .finish()
@@ -140,7 +146,8 @@ pub struct TenantView {
 }
 
 const USER_COLUMNS: &str = "SELECT r.id, r.tenant_id, r.username, r.username_canonical, \
-     r.email, r.first_name, r.last_name, r.phone, r.department, r.role, r.is_active, \
+     r.email, r.first_name, r.last_name, r.phone, r.department, r.role, r.custom_role_id, \
+     r.is_active, \
      r.created_at, r.updated_at, r.version FROM rm_users r";
 const TEAM_COLUMNS: &str = "SELECT r.id, r.name, r.manager_id, r.description, r.members, \
      r.is_active, r.created_at, r.updated_at, r.version FROM rm_teams r";
@@ -161,6 +168,9 @@ fn user_row(row: &PgRow) -> Result<UserView> {
         phone: row.try_get("phone")?,
         department: row.try_get("department")?,
         role: parse_col(row, "role")?,
+        custom_role_id: row
+            .try_get::<Option<Uuid>, _>("custom_role_id")?
+            .map(RoleId),
         is_active: row.try_get("is_active")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -413,7 +423,8 @@ pub async fn get_user_by_username(
     username_canonical: &str,
 ) -> Result<Option<UserAuthRow>> {
     let row = sqlx::query(
-        "SELECT tenant_id, id, username, role, is_active, password_hash FROM rm_users \
+        "SELECT tenant_id, id, username, role, custom_role_id, is_active, password_hash \
+         FROM rm_users \
          WHERE username_canonical = $1",
     )
     .bind(username_canonical)
@@ -425,6 +436,7 @@ pub async fn get_user_by_username(
             id: UserId(r.try_get("id")?),
             username: r.try_get("username")?,
             role: parse_col(&r, "role")?,
+            custom_role_id: r.try_get::<Option<Uuid>, _>("custom_role_id")?.map(RoleId),
             is_active: r.try_get("is_active")?,
             password_hash: r.try_get("password_hash")?,
         })
@@ -447,4 +459,72 @@ pub async fn username_or_email_taken(
     .bind(email_lower)
     .fetch_one(conn)
     .await?)
+}
+
+/// A custom role of a tenant, as listed and shown. (The built-in roles are not stored: their
+/// permissions are the RBAC matrix, `eventdesk_auth::rbac::MATRIX`.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleView {
+    /// Id.
+    pub id: RoleId,
+    /// Name (unique in the tenant among active roles, case-insensitively).
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// `resource:action` permissions, sorted.
+    pub permissions: Vec<String>,
+    /// Whether holders hold its permissions (false once deleted).
+    pub is_active: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Stream version (the ETag).
+    pub version: i64,
+}
+
+const ROLE_COLUMNS: &str = "SELECT r.id, r.name, r.description, r.permissions, r.is_active, \
+     r.created_at, r.updated_at, r.version FROM rm_roles r";
+
+fn role_row(row: &PgRow) -> Result<RoleView> {
+    let mut permissions: Vec<String> = row.try_get("permissions")?;
+    permissions.sort();
+    Ok(RoleView {
+        id: RoleId(row.try_get("id")?),
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        permissions,
+        is_active: row.try_get("is_active")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        version: row.try_get("version")?,
+    })
+}
+
+/// A custom role of the tenant (active or deactivated).
+pub async fn get_role(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: RoleId,
+) -> Result<Option<RoleView>> {
+    get_one(conn, ROLE_COLUMNS, "r.tenant_id", tenant.0, id.0, role_row).await
+}
+
+/// The tenant's custom roles (active and deactivated), by name, then id, as the other
+/// directory lists. Supports cursors.
+pub async fn list_roles(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    paging: Paging,
+) -> Result<Page<RoleView>> {
+    let spec = KeyedList {
+        columns: ROLE_COLUMNS,
+        table: "rm_roles r",
+        tenant_column: Some("r.tenant_id"),
+        key: "r.name",
+        sort: "name",
+        map: role_row,
+        key_of: |r: &RoleView| (r.name.clone(), r.id.0),
+    };
+    list_keyed(conn, Some(tenant), spec, paging).await
 }

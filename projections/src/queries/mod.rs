@@ -10,6 +10,8 @@
 //!
 //! SQL is built with `sqlx::QueryBuilder` (lists have dynamic filters); every value is bound.
 
+pub mod as_of;
+pub mod audit;
 pub mod directory;
 pub mod incidents;
 pub mod paging;
@@ -51,6 +53,9 @@ pub enum QueryError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// Reading the event log failed (time travel reads it).
+    #[error(transparent)]
+    Store(#[from] eventdesk_store::StoreError),
 }
 
 /// `Result` with [`QueryError`].

@@ -106,6 +106,7 @@ struct Targets {
     key: String,
     calendar: String,
     policy: String,
+    role: String,
 }
 
 impl Targets {
@@ -124,7 +125,10 @@ impl Targets {
                 "id" if route.starts_with("/api/v1/api-keys/") => &self.key,
                 "id" if route.starts_with("/api/v1/sla/calendars/") => &self.calendar,
                 "id" if route.starts_with("/api/v1/sla/policies/") => &self.policy,
+                "id" if route.starts_with("/api/v1/roles/") => &self.role,
                 "aid" if route.starts_with("/api/v1/incidents/") => &self.attachment,
+                // The incident's stream in the audit trail.
+                "stream_id" if route.starts_with("/api/v1/audit/streams/") => &self.incident,
                 _ => return None,
             };
             out.push_str(value);
@@ -197,6 +201,23 @@ async fn team_and_category(app: &TestApp, admin: &str) -> (String, String) {
     (out[0].clone(), out[1].clone())
 }
 
+/// Creates a custom role (as `admin`); returns its id.
+async fn custom_role(app: &TestApp, admin: &str) -> String {
+    let ctx = BodyCtx {
+        assignee: Uuid::nil(),
+    };
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/roles",
+            Some(admin),
+            body_for(&Method::POST, "/api/v1/roles", &ctx),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "role: {:?}", r.body);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
 /// Creates an SLA calendar and an SLA policy (as `admin`); returns their ids.
 async fn sla_config(app: &TestApp, admin: &str) -> (String, String) {
     let ctx = BodyCtx {
@@ -245,6 +266,10 @@ fn body_for(method: &Method, route: &str, ctx: &BodyCtx) -> Option<Value> {
         }
         ("POST", "/api/v1/teams") => Some(json!({"name": format!("Team {}", uniq())})),
         ("POST", "/api/v1/categories") => Some(json!({"name": format!("Cat {}", uniq())})),
+        ("POST", "/api/v1/roles") => {
+            Some(json!({"name": format!("Role {}", uniq()), "permissions": ["incident:read"]}))
+        }
+        ("PATCH", "/api/v1/roles/{id}") => Some(json!({"description": "Renamed"})),
         ("POST", "/api/v1/api-keys") => Some(json!({"name": format!("key {}", uniq())})),
         ("POST", "/api/v1/tenants") => Some(json!({"name": format!("Evil {}", uniq())})),
         ("POST", "/api/v1/sla/calendars") => Some(json!({
@@ -332,6 +357,7 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
     // A's objects. (The SLA configuration first: a policy change re-evaluates the timers of
     // open incidents, which would move the incident's version during the test.)
     let (a_calendar, a_policy) = sla_config(&app, &a.admin).await;
+    let a_role = custom_role(&app, &a.admin).await;
     let inc = app.incident(&a.admin, "A's secret incident").await;
     let inc_id = inc["id"].as_str().unwrap().to_owned();
     let inc_path = format!("/api/v1/incidents/{inc_id}");
@@ -355,6 +381,7 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         key: a_key_id.clone(),
         calendar: a_calendar.clone(),
         policy: a_policy.clone(),
+        role: a_role.clone(),
     };
     // A's view of each object, before B tries anything.
     let readable = [
@@ -362,6 +389,7 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         format!("/api/v1/users/{a_user}"),
         format!("/api/v1/teams/{team_id}"),
         format!("/api/v1/categories/{cat_id}"),
+        format!("/api/v1/roles/{a_role}"),
     ];
     let mut before = Vec::new();
     for p in &readable {
@@ -609,6 +637,7 @@ async fn every_role_gets_exactly_the_routes_its_permissions_allow() {
         assert_eq!(up.status, StatusCode::CREATED, "{:?}", up.body);
         let (team, category) = team_and_category(&app, &t.admin).await;
         let (calendar, policy) = sla_config(&app, &t.admin).await;
+        let role = custom_role(&app, &t.admin).await;
         let (key, _) = api_key(&app, &t.admin, json!({"name": format!("k {role_name}")})).await;
         let targets = Targets {
             incident: inc_id,
@@ -619,6 +648,7 @@ async fn every_role_gets_exactly_the_routes_its_permissions_allow() {
             key,
             calendar,
             policy,
+            role,
         };
         for (method, route, needed) in PERMISSIONS {
             assert_eq!(permission_for(method, route), Some(*needed));

@@ -464,3 +464,70 @@ async fn the_timer_projection_rebuilt_from_zero_equals_the_live_one() {
     assert_eq!(live, rebuilt);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_new_policy_recomputes_the_open_incidents_from_their_start() {
+    // The app's own scheduler runs here: it applies the policy change.
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let inc = high_incident(&app, &t.admin).await;
+    let id = inc["id"].as_str().expect("id").to_owned();
+    let created = ts(&inc["created_at"]);
+    assert_eq!(ts(&inc["resolution_due_at"]), created + TimeDelta::hours(8));
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/sla/policies",
+            Some(&t.admin),
+            Some(json!({
+                "name": "Fast desk",
+                "rank": 1,
+                "targets": [{"priority": "high", "response_minutes": 20, "resolution_minutes": 120}]
+            })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let policy = r.body["id"].clone();
+    for _ in 0..500 {
+        let r = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/incidents/{id}/sla"),
+                Some(&t.admin),
+                None,
+            )
+            .await;
+        if r.body["resolution"]["policy_id"] == policy {
+            // From the timer's start, not from the change: created + 2 h.
+            assert_eq!(
+                ts(&r.body["resolution"]["due_at"]),
+                created + TimeDelta::hours(2)
+            );
+            assert_eq!(r.body["resolution"]["target_seconds"], 7200);
+            assert_eq!(
+                ts(&r.body["resolution"]["original_due_at"]),
+                created + TimeDelta::hours(8)
+            );
+            assert_eq!(
+                ts(&r.body["response"]["due_at"]),
+                created + TimeDelta::minutes(20)
+            );
+            let d = app
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/incidents/{id}"),
+                    Some(&t.admin),
+                    None,
+                )
+                .await;
+            assert_eq!(
+                ts(&d.body["resolution_due_at"]),
+                created + TimeDelta::hours(2)
+            );
+            app.stop().await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the open incident was never recomputed under the new policy");
+}
