@@ -238,6 +238,12 @@ impl Application {
             );
             tokio::spawn(s.run(stop.clone()))
         });
+        // The audit trail's periodic tenant checkpoints (ADR 0010).
+        let interval = self.state.config.checkpoint_interval;
+        let checkpointer = (!interval.is_zero()).then(|| {
+            let c = eventdesk_workers::Checkpointer::new(self.state.system.clone(), interval);
+            tokio::spawn(c.run(stop.clone()))
+        });
         let app = router(self.state.clone());
         tracing::info!(addr = ?self.listener.local_addr().ok(), "eventdesk serving");
         axum::serve(self.listener, app)
@@ -250,6 +256,9 @@ impl Application {
         stop.cancel();
         if let Some(s) = scheduler {
             let _ = s.await;
+        }
+        if let Some(c) = checkpointer {
+            let _ = c.await;
         }
         let _ = waker_task.await;
         self.state.db.pool.close().await;

@@ -48,6 +48,9 @@ pub struct Config {
     /// `EVENTDESK_SLA_SCHEDULER` = `true` (default) runs the SLA scheduler in this process (it
     /// is safe to run on several nodes: they share its rows).
     pub run_sla_scheduler: bool,
+    /// `EVENTDESK_CHECKPOINT_INTERVAL_SECS` (default 3600; 0 = off): how often this process
+    /// takes the tenants' audit checkpoints (ADR 0010). Several nodes may run it.
+    pub checkpoint_interval: Duration,
     /// `EVENTDESK_SYSTEM_DB_ROLE` (default `eventdesk_system`): the BYPASSRLS role of the
     /// projector and of lookups made before the tenant is known (login, API-key prefix).
     pub system_db_role: Option<String>,
@@ -128,6 +131,11 @@ impl Config {
                 get("EVENTDESK_SLA_SCHEDULER"),
                 true,
             )?,
+            checkpoint_interval: Duration::from_secs(parse(
+                "EVENTDESK_CHECKPOINT_INTERVAL_SECS",
+                get("EVENTDESK_CHECKPOINT_INTERVAL_SECS"),
+                3600u64,
+            )?),
             system_db_role: match get("EVENTDESK_SYSTEM_DB_ROLE") {
                 None => Some("eventdesk_system".to_owned()),
                 Some(r) if r.trim().is_empty() => None,

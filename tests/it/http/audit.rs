@@ -429,3 +429,55 @@ async fn the_security_log_shows_logins_denials_and_key_changes() {
     assert_eq!(r.error_field(), Some("stream_id"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_server_takes_chained_tenant_checkpoints_periodically() {
+    use eventdesk_store::checkpoint::{load_checkpoints, verify_tenant_checkpoints};
+    let app = TestApp::spawn_with(&[("EVENTDESK_CHECKPOINT_INTERVAL_SECS", "1")]).await;
+    let t = app.tenant("Acme").await;
+    app.incident(&t.admin, "First").await;
+    let su = app.db.superuser.clone();
+    let events = |pool: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE tenant_id = $1")
+            .bind(t.id.0)
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    };
+    // The first pass after the tenant's events covers all of them.
+    let covered = |n: i64| {
+        let su = su.clone();
+        async move {
+            for _ in 0..200 {
+                let cps = load_checkpoints(&su, Some(t.id)).await.expect("load");
+                if cps.last().is_some_and(|c| c.event_count >= n) {
+                    return cps;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("no checkpoint covering {n} events");
+        }
+    };
+    let first = covered(events(su.clone()).await).await;
+    app.incident(&t.admin, "Second").await;
+    let second = covered(events(su.clone()).await).await;
+    assert!(second.len() > first.len());
+    // Chained: each names its predecessor's digest; all verify against the log.
+    for w in second.windows(2) {
+        assert_eq!(w[1].previous_digest, w[0].digest);
+    }
+    assert_eq!(second[0].previous_digest, [0u8; 32]);
+    assert!(
+        verify_tenant_checkpoints(&su, t.id)
+            .await
+            .expect("verify")
+            .is_empty()
+    );
+    // A pass with nothing new stores nothing (several nodes may run it).
+    let c = eventdesk_workers::Checkpointer::new(su.clone(), std::time::Duration::from_secs(3600));
+    let settled = c.run_once().await.expect("pass");
+    let again = c.run_once().await.expect("pass");
+    assert_eq!(again.taken, 0, "{settled:?} then {again:?}");
+    assert!(again.tenants >= 1);
+    app.stop().await;
+}
