@@ -142,11 +142,13 @@ fn cpu_secs(pid: &str) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-/// CPU seconds of this process plus the database backends serving the scratch database.
+/// CPU seconds of this process plus the database backends serving its connections (client
+/// backends only: autovacuum workers of the freshly populated tables are the database's
+/// housekeeping, not the scheduler's cost).
 async fn cpu_of_us_and_backends(pool: &PgPool) -> anyhow::Result<f64> {
     let pids: Vec<i32> = sqlx::query_scalar(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-         AND pid <> pg_backend_pid()",
+         AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
     )
     .fetch_all(pool)
     .await?;
