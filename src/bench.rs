@@ -9,6 +9,7 @@
 //! - `queries`: the incident list queries of the API over a large tenant vs a raw indexed
 //!   SELECT, with the plans of the slow ones.
 //! - `sla`: the SLA scheduler's breach lateness with many open incidents, and its idle cost.
+//! - `rebuild`: `projections rebuild incidents` vs the live catch-up and a raw copy.
 
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
@@ -66,6 +67,8 @@ pub enum BenchCommand {
     Sla(crate::bench_sla::SlaArgs),
     /// `audit verify` and `audit export` over a large tenant log vs a raw scan of its rows.
     Audit(crate::bench_audit::AuditArgs),
+    /// `projections rebuild incidents` over a large log vs the live catch-up and a raw copy.
+    Rebuild(crate::bench_rebuild::RebuildArgs),
 }
 
 /// `bench append`.
@@ -159,6 +162,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
         BenchCommand::Queries(q) => q.keep,
         BenchCommand::Sla(s) => s.keep,
         BenchCommand::Audit(a) => a.keep,
+        BenchCommand::Rebuild(r) => r.keep,
     };
     let result = async {
         let mut dbc = DbConfig::new(url.clone());
@@ -177,6 +181,9 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
             BenchCommand::Queries(q) => bench_queries(&db.pool, &scratch, q).await,
             BenchCommand::Sla(s) => crate::bench_sla::bench_sla(&db.pool, &scratch, s).await,
             BenchCommand::Audit(a) => crate::bench_audit::bench_audit(&db.pool, &scratch, a).await,
+            BenchCommand::Rebuild(r) => {
+                crate::bench_rebuild::bench_rebuild(&db.pool, &scratch, r).await
+            }
         }
     }
     .await;
@@ -583,7 +590,7 @@ fn random_hex() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn bench_options() -> Options {
+pub(crate) fn bench_options() -> Options {
     Options {
         metadata: metadata(),
         ..Default::default()
@@ -599,16 +606,16 @@ async fn hash_password(password: &str) -> anyhow::Result<PasswordHash> {
 }
 
 /// The tenant a benchmark works in.
-struct BenchTenant {
-    id: TenantId,
-    admin: UserId,
+pub(crate) struct BenchTenant {
+    pub(crate) id: TenantId,
+    pub(crate) admin: UserId,
     username: String,
     password: String,
 }
 
 /// Creates a tenant and its admin through the command layer; `store` must run as the system
 /// role.
-async fn create_bench_tenant(store: &PgEventStore) -> anyhow::Result<BenchTenant> {
+pub(crate) async fn create_bench_tenant(store: &PgEventStore) -> anyhow::Result<BenchTenant> {
     let username = "bench_admin".to_owned();
     let password = random_hex();
     let hash = hash_password(&password).await?;
@@ -1294,18 +1301,22 @@ const ASCII_SEARCH: &str = "toner";
 const JAPANESE_SEARCH: &str = "メールサーバー";
 
 /// What the generated incidents refer to.
-struct Directory {
-    tenant: TenantId,
-    users: Vec<UserId>,
-    teams: Vec<TeamId>,
-    categories: Vec<CategoryId>,
+pub(crate) struct Directory {
+    pub(crate) tenant: TenantId,
+    pub(crate) users: Vec<UserId>,
+    pub(crate) teams: Vec<TeamId>,
+    pub(crate) categories: Vec<CategoryId>,
     /// `created_at` of incident 0 (incident `n` is `n × 30 s` later).
     epoch: DateTime<Utc>,
 }
 
 impl Directory {
     /// Creates users, teams and categories through the domain commands.
-    async fn create(store: &PgEventStore, t: &BenchTenant, incidents: u64) -> anyhow::Result<Self> {
+    pub(crate) async fn create(
+        store: &PgEventStore,
+        t: &BenchTenant,
+        incidents: u64,
+    ) -> anyhow::Result<Self> {
         let opts = bench_options();
         let actor = Actor::User(t.admin);
         let mut teams = Vec::new();
@@ -1403,7 +1414,7 @@ impl Directory {
     }
 
     /// The `Create` of incident number `seq` (random but reproducible fields) and its instant.
-    fn incident(
+    pub(crate) fn incident(
         &self,
         seq: u64,
         rng: &mut StdRng,

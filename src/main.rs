@@ -11,6 +11,7 @@ mod admin;
 mod audit;
 mod bench;
 mod bench_audit;
+mod bench_rebuild;
 mod bench_sla;
 mod projections_cli;
 mod telemetry;

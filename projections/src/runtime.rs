@@ -19,11 +19,36 @@ pub trait Projection: Send + Sync + 'static {
     fn version(&self) -> i32;
     /// Applies a batch inside the runtime's transaction. Must be set-based (one statement for
     /// many rows) and idempotent under replay of the same batch.
+    ///
+    /// Tables must be named **unqualified** and only the projection's own [`tables`] may be
+    /// written or read: a rebuild runs `apply` with the search path set to its shadow schema
+    /// alone (built-in functions stay visible), so that the same code builds the new version
+    /// beside the live one, and a table it forgot to declare fails loudly instead of writing
+    /// into the live read model.
+    ///
+    /// [`tables`]: Projection::tables
     async fn apply(
         &self,
         tx: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), HandlerError>;
+
+    /// The tables this projection owns (unqualified names, in the `public` schema), in the
+    /// order a rebuild creates and swaps them. `projections rebuild` builds every one of them
+    /// from zero in a shadow schema and swaps them all in at once; a projection that declares
+    /// none cannot be rebuilt beside the live one.
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Tables among [`tables`](Projection::tables) that triggers derive from the others, each
+    /// with the set-based statement that computes it from scratch. A rebuild's bulk phase runs
+    /// without triggers (and without secondary indexes); before its catch-up phase it empties
+    /// each derived table, runs its statement once (search path = the shadow schema), and only
+    /// then creates the triggers, which keep it from there on.
+    fn derived_tables(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
 }
 
 /// Tuning of the runtime.
@@ -187,6 +212,150 @@ impl RuntimeHandle {
     }
 }
 
+/// Where a batch goes and where its checkpoint lives: the live read model (checkpoint in
+/// `projection_checkpoints`) or a rebuild's shadow copy of it (search path = the shadow schema,
+/// checkpoint in `projection_rebuilds`, dead letters under `rebuild:<name>`).
+#[derive(Debug, Clone)]
+pub(crate) struct Sink {
+    /// The checkpoint row's name and version.
+    name: String,
+    version: i32,
+    /// The shadow schema (quoted), for a rebuild.
+    shadow: Option<String>,
+    /// The projection name dead letters are recorded under.
+    dead_letter_name: String,
+    /// `UPDATE <checkpoint table> …`, guarded by the previous position.
+    update_sql: String,
+    /// `SELECT … FROM <checkpoint table>` (to reload).
+    load_sql: String,
+}
+
+/// The live checkpoint row's update (also the template of the rebuild's).
+const CHECKPOINT_UPDATE: &str = "UPDATE {table} SET last_txid = $3::int8::text::xid8, \
+     last_position = $4, last_recorded_at = $5, \
+     events_processed = events_processed + $6, updated_at = now(), \
+     state = CASE WHEN $7 OR state = 'degraded' THEN 'degraded' ELSE 'running' END, \
+     last_error = COALESCE($8, last_error) \
+     WHERE name = $1 AND version = $2 \
+       AND last_txid = $9::int8::text::xid8 AND last_position = $10";
+
+const CHECKPOINT_LOAD: &str = "SELECT last_txid::text::int8, last_position FROM {table} \
+     WHERE name = $1 AND version = $2";
+
+/// Opens a live batch: no WAL-flush wait (ADR 0005), and the projection's batch lock, shared:
+/// a rebuild's swap takes it exclusively, so that no live batch is in flight while it swaps
+/// the tables (ADR 0013). `try` first, reading the checkpoint in the same round trip; only if
+/// a swap holds or awaits the lock does the batch wait for it and re-read the checkpoint.
+const LIVE_BEGIN: &str = "SELECT pg_try_advisory_xact_lock_shared(hashtextextended($3, 0)), \
+     last_txid::text::int8, last_position, set_config('synchronous_commit', 'off', true) \
+     FROM projection_checkpoints WHERE name = $1 AND version = $2";
+
+/// The advisory lock a live batch holds shared and a rebuild's swap holds exclusively.
+pub(crate) fn batch_lock_key(name: &str) -> String {
+    format!("eventdesk:projection-batch:{name}")
+}
+
+impl Sink {
+    /// The live read model of `p`.
+    pub(crate) fn live(p: &dyn Projection) -> Self {
+        Self {
+            name: p.name().to_owned(),
+            version: p.version(),
+            shadow: None,
+            dead_letter_name: p.name().to_owned(),
+            update_sql: CHECKPOINT_UPDATE.replace("{table}", "projection_checkpoints"),
+            load_sql: CHECKPOINT_LOAD.replace("{table}", "projection_checkpoints"),
+        }
+    }
+
+    /// The shadow copy of `p` in `schema` (a rebuild).
+    pub(crate) fn shadow(p: &dyn Projection, schema: &str) -> Self {
+        Self {
+            name: p.name().to_owned(),
+            version: p.version(),
+            shadow: Some(quote_ident(schema)),
+            dead_letter_name: format!("rebuild:{}", p.name()),
+            update_sql: CHECKPOINT_UPDATE.replace("{table}", "public.projection_rebuilds"),
+            load_sql: CHECKPOINT_LOAD.replace("{table}", "public.projection_rebuilds"),
+        }
+    }
+
+    /// The name dead letters of this sink are recorded under.
+    pub(crate) fn dead_letter_name(&self) -> &str {
+        &self.dead_letter_name
+    }
+
+    /// Opens the batch's transaction on `tx`. `Err(Stale)` if the checkpoint is no longer `cp`.
+    async fn begin(&self, tx: &mut PgConnection, cp: Checkpoint) -> Result<(), BatchError> {
+        let fail = |e: sqlx::Error| BatchError::Failed(e.to_string());
+        let stored = match &self.shadow {
+            Some(schema) => {
+                // The rebuild is the only writer of its shadow (it holds the rebuild lock), so
+                // the guarded update at the end suffices; nothing to lock here.
+                sqlx::query(
+                    "SELECT set_config('synchronous_commit', 'off', true), \
+                     set_config('search_path', $1, true)",
+                )
+                .bind(schema)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+                return Ok(());
+            }
+            None => {
+                let row = sqlx::query(LIVE_BEGIN)
+                    .bind(&self.name)
+                    .bind(self.version)
+                    .bind(batch_lock_key(&self.name))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+                let Some(row) = row else {
+                    return Err(BatchError::Stale);
+                };
+                let locked: bool = row.try_get(0).map_err(fail)?;
+                if locked {
+                    checkpoint_of(&row, 1).map_err(fail)?
+                } else {
+                    // A swap holds or awaits the lock: wait for it, then look again (a swap
+                    // moves the checkpoint).
+                    sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))")
+                        .bind(batch_lock_key(&self.name))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                    let row = sqlx::query(&self.load_sql)
+                        .bind(&self.name)
+                        .bind(self.version)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(fail)?
+                        .ok_or(BatchError::Stale)?;
+                    checkpoint_of(&row, 0).map_err(fail)?
+                }
+            }
+        };
+        if stored == cp {
+            Ok(())
+        } else {
+            Err(BatchError::Stale)
+        }
+    }
+}
+
+/// The checkpoint in columns `i` (txid as int8) and `i + 1` (position) of `row`.
+fn checkpoint_of(row: &sqlx::postgres::PgRow, i: usize) -> Result<Checkpoint, sqlx::Error> {
+    Ok(Checkpoint {
+        transaction_id: row.try_get::<i64, _>(i)? as u64,
+        position: row.try_get(i + 1)?,
+    })
+}
+
+/// Quotes an SQL identifier.
+pub(crate) fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
 enum BatchError {
     /// Another runner moved the checkpoint: reload and go on.
     Stale,
@@ -300,19 +469,13 @@ impl ProjectorRuntime {
         Ok(())
     }
 
-    async fn load_checkpoint(&self, p: &dyn Projection) -> Result<Checkpoint, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT last_txid::text::int8, last_position FROM projection_checkpoints \
-             WHERE name = $1 AND version = $2",
-        )
-        .bind(p.name())
-        .bind(p.version())
-        .fetch_one(self.store.pool())
-        .await?;
-        Ok(Checkpoint {
-            transaction_id: row.try_get::<i64, _>(0)? as u64,
-            position: row.try_get(1)?,
-        })
+    pub(crate) async fn load_checkpoint_of(&self, sink: &Sink) -> Result<Checkpoint, sqlx::Error> {
+        let row = sqlx::query(&sink.load_sql)
+            .bind(&sink.name)
+            .bind(sink.version)
+            .fetch_one(self.store.pool())
+            .await?;
+        checkpoint_of(&row, 0)
     }
 
     /// Runs as the leader until stopped or the lock connection dies.
@@ -322,8 +485,12 @@ impl ProjectorRuntime {
         mut lock_conn: PgConnection,
         stop: &StopToken,
     ) -> Result<(), String> {
+        let sink = Sink::live(p);
         let mut rx = self.store.waker().subscribe();
-        let mut cp = self.load_checkpoint(p).await.map_err(|e| e.to_string())?;
+        let mut cp = self
+            .load_checkpoint_of(&sink)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut last_check = Instant::now();
         let mut poll = Duration::from_millis(5);
         let mut prefetched: Option<Vec<RecordedEvent>> = None;
@@ -360,13 +527,19 @@ impl ProjectorRuntime {
                 continue;
             }
             poll = Duration::from_millis(5);
-            let (done, next) = self.process_prefetching(p, cp, &events).await;
+            let (done, next) = self.process_prefetching(p, &sink, cp, &events).await;
             match done {
                 Ok(c) => {
                     cp = c;
                     prefetched = next;
                 }
-                Err(()) => cp = self.load_checkpoint(p).await.map_err(|e| e.to_string())?,
+                Err(()) => {
+                    // Another runner, or a rebuild's swap (ADR 0013), moved the checkpoint.
+                    cp = self
+                        .load_checkpoint_of(&sink)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
             }
         }
     }
@@ -376,12 +549,13 @@ impl ProjectorRuntime {
     async fn process_prefetching(
         &self,
         p: &dyn Projection,
+        sink: &Sink,
         cp: Checkpoint,
         events: &[RecordedEvent],
     ) -> (Result<Checkpoint, ()>, Option<Vec<RecordedEvent>>) {
         let expected = events.last().map(RecordedEvent::checkpoint).unwrap_or(cp);
         let (done, next) = tokio::join!(
-            self.process(p, cp, events),
+            self.process(p, sink, cp, events),
             self.store.read_all(expected, self.config.batch_size)
         );
         let next = match (&done, next) {
@@ -393,15 +567,16 @@ impl ProjectorRuntime {
 
     /// Applies `events` (retrying, isolating and dead-lettering as needed). Returns the new
     /// checkpoint, or `Err(())` if another runner moved the checkpoint meanwhile.
-    async fn process(
+    pub(crate) async fn process(
         &self,
         p: &dyn Projection,
+        sink: &Sink,
         cp: Checkpoint,
         events: &[RecordedEvent],
     ) -> Result<Checkpoint, ()> {
         let mut last_err = String::new();
         for attempt in 0..self.config.max_retries.max(1) {
-            match self.apply_tx(p, cp, events, None).await {
+            match self.apply_tx(p, sink, cp, events, None).await {
                 Ok(next) => return Ok(next),
                 Err(BatchError::Stale) => return Err(()),
                 Err(BatchError::Failed(e)) => {
@@ -412,12 +587,12 @@ impl ProjectorRuntime {
             }
         }
         if events.len() == 1 {
-            return self.dead_letter(p, cp, &events[0], &last_err).await;
+            return self.dead_letter(p, sink, cp, &events[0], &last_err).await;
         }
         // Isolate the poison event(s): one event per transaction.
         let mut cp = cp;
         for ev in events {
-            cp = self.process_one(p, cp, ev).await?;
+            cp = self.process_one(p, sink, cp, ev).await?;
         }
         Ok(cp)
     }
@@ -425,12 +600,16 @@ impl ProjectorRuntime {
     async fn process_one(
         &self,
         p: &dyn Projection,
+        sink: &Sink,
         cp: Checkpoint,
         ev: &RecordedEvent,
     ) -> Result<Checkpoint, ()> {
         let mut last_err = String::new();
         for attempt in 0..self.config.max_retries.max(1) {
-            match self.apply_tx(p, cp, std::slice::from_ref(ev), None).await {
+            match self
+                .apply_tx(p, sink, cp, std::slice::from_ref(ev), None)
+                .await
+            {
                 Ok(next) => return Ok(next),
                 Err(BatchError::Stale) => return Err(()),
                 Err(BatchError::Failed(e)) => {
@@ -439,18 +618,19 @@ impl ProjectorRuntime {
                 }
             }
         }
-        self.dead_letter(p, cp, ev, &last_err).await
+        self.dead_letter(p, sink, cp, ev, &last_err).await
     }
 
     async fn dead_letter(
         &self,
         p: &dyn Projection,
+        sink: &Sink,
         cp: Checkpoint,
         ev: &RecordedEvent,
         err: &str,
     ) -> Result<Checkpoint, ()> {
         tracing::error!(
-            projection = p.name(),
+            projection = sink.dead_letter_name(),
             position = ev.global_position,
             event_type = %ev.event_type,
             tenant_id = %ev.tenant_id,
@@ -459,7 +639,7 @@ impl ProjectorRuntime {
         );
         loop {
             match self
-                .apply_tx(p, cp, std::slice::from_ref(ev), Some(err))
+                .apply_tx(p, sink, cp, std::slice::from_ref(ev), Some(err))
                 .await
             {
                 Ok(next) => return Ok(next),
@@ -482,6 +662,7 @@ impl ProjectorRuntime {
     async fn apply_tx(
         &self,
         p: &dyn Projection,
+        sink: &Sink,
         cp: Checkpoint,
         events: &[RecordedEvent],
         dead_letter: Option<&str>,
@@ -494,11 +675,12 @@ impl ProjectorRuntime {
         // Read models are derived data and the checkpoint commits atomically with them: a crash
         // can only lose the latest batches *together with* their checkpoint, which are then
         // applied again from the log. So these commits need not wait for the WAL flush (the
-        // events themselves are always committed durably). See ADR 0005.
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
+        // events themselves are always committed durably). See ADR 0005. `begin` also takes
+        // the batch lock (live) or sets the shadow search path (rebuild).
+        if let Err(e) = sink.begin(&mut tx, cp).await {
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
         match dead_letter {
             None => p
                 .apply(&mut tx, events)
@@ -506,15 +688,16 @@ impl ProjectorRuntime {
                 .map_err(|e| BatchError::Failed(e.to_string()))?,
             Some(err) => {
                 sqlx::query(
-                    "INSERT INTO projection_dead_letters (projection, projection_version, \
-                     tenant_id, global_position, transaction_id, event_id, event_type, error, \
-                     attempts) VALUES ($1, $2, $3, $4, $5::int8::text::xid8, $6, $7, $8, $9) \
+                    "INSERT INTO public.projection_dead_letters (projection, \
+                     projection_version, tenant_id, global_position, transaction_id, event_id, \
+                     event_type, error, attempts) \
+                     VALUES ($1, $2, $3, $4, $5::int8::text::xid8, $6, $7, $8, $9) \
                      ON CONFLICT (projection, projection_version, event_id) DO UPDATE \
                      SET error = EXCLUDED.error, attempts = projection_dead_letters.attempts \
                      + EXCLUDED.attempts, resolved_at = NULL",
                 )
-                .bind(p.name())
-                .bind(p.version())
+                .bind(sink.dead_letter_name())
+                .bind(sink.version)
                 .bind(last.tenant_id.0)
                 .bind(last.global_position)
                 .bind(last.transaction_id as i64)
@@ -528,54 +711,60 @@ impl ProjectorRuntime {
             }
         }
         let next = last.checkpoint();
-        let done = sqlx::query(
-            "UPDATE projection_checkpoints SET last_txid = $3::int8::text::xid8, \
-             last_position = $4, last_recorded_at = $5, \
-             events_processed = events_processed + $6, updated_at = now(), \
-             state = CASE WHEN $7 OR state = 'degraded' THEN 'degraded' ELSE 'running' END, \
-             last_error = COALESCE($8, last_error) \
-             WHERE name = $1 AND version = $2 \
-               AND last_txid = $9::int8::text::xid8 AND last_position = $10",
-        )
-        .bind(p.name())
-        .bind(p.version())
-        .bind(next.transaction_id as i64)
-        .bind(next.position)
-        .bind(last.recorded_at)
-        .bind(events.len() as i64)
-        .bind(dead_letter.is_some())
-        .bind(dead_letter)
-        .bind(cp.transaction_id as i64)
-        .bind(cp.position)
-        .execute(&mut *tx)
-        .await
-        .map_err(fail)?;
+        let done = sqlx::query(&sink.update_sql)
+            .bind(&sink.name)
+            .bind(sink.version)
+            .bind(next.transaction_id as i64)
+            .bind(next.position)
+            .bind(last.recorded_at)
+            .bind(events.len() as i64)
+            .bind(dead_letter.is_some())
+            .bind(dead_letter)
+            .bind(cp.transaction_id as i64)
+            .bind(cp.position)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
         if done.rows_affected() != 1 {
             let _ = tx.rollback().await;
             return Err(BatchError::Stale);
         }
         tx.commit().await.map_err(fail)?;
-        self.progress.publish(p.name(), next);
+        if sink.shadow.is_none() {
+            self.progress.publish(p.name(), next);
+        }
         Ok(next)
     }
 
     /// Runs one projection from its checkpoint up to the current head in this task, without
-    /// leadership (for benchmarks and the `projections rebuild` command, which take the lock
-    /// themselves). Returns the work done.
+    /// leadership (for benchmarks and tests). Returns the work done.
     ///
     /// "The head" is every transaction that had started when the call began: the horizon may
     /// lag behind it while another transaction of the cluster is open, so an empty read only
     /// ends the catch-up once the horizon has passed every such transaction.
     pub async fn catch_up(&self, p: &dyn Projection) -> Result<CatchUp, String> {
+        self.ensure_checkpoint(p).await.map_err(|e| e.to_string())?;
+        self.catch_up_sink(p, &Sink::live(p), None, &mut |_| {})
+            .await
+    }
+
+    /// [`catch_up`](Self::catch_up) into `sink`, stopping early (between batches) once `stop`
+    /// says so; `on_batch` sees the checkpoint and size of every committed batch.
+    pub(crate) async fn catch_up_sink(
+        &self,
+        p: &dyn Projection,
+        sink: &Sink,
+        stop: Option<&(dyn Fn() -> bool + Sync)>,
+        on_batch: &mut (dyn FnMut(BatchDone) + Send),
+    ) -> Result<CatchUp, String> {
         let started = Instant::now();
-        let snapshot_edge = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8";
-        let horizon = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8";
-        let target: i64 = sqlx::query_scalar(snapshot_edge)
-            .fetch_one(self.store.pool())
+        let target = snapshot_edge(self.store.pool())
             .await
             .map_err(|e| e.to_string())?;
-        self.ensure_checkpoint(p).await.map_err(|e| e.to_string())?;
-        let mut cp = self.load_checkpoint(p).await.map_err(|e| e.to_string())?;
+        let mut cp = self
+            .load_checkpoint_of(sink)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut out = CatchUp::default();
         let mut events = self
             .store
@@ -583,26 +772,37 @@ impl ProjectorRuntime {
             .await
             .map_err(|e| e.to_string())?;
         loop {
+            if stop.is_some_and(|s| s()) {
+                break;
+            }
             if events.is_empty() {
-                let passed: i64 = sqlx::query_scalar(horizon)
-                    .fetch_one(self.store.pool())
+                let passed = horizon(self.store.pool())
                     .await
-                    .map_err(|e| e.to_string())?;
-                if passed >= target {
-                    break;
+                    .map_err(|e| e.to_string())?
+                    >= target;
+                if !passed {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                // The empty read may predate the horizon check: only a read made after the
+                // horizon passed the target proves that nothing below it is left.
                 events = self
                     .store
                     .read_all(cp, self.config.batch_size)
                     .await
                     .map_err(|e| e.to_string())?;
+                if passed && events.is_empty() {
+                    break;
+                }
                 continue;
             }
-            let (done, next) = self.process_prefetching(p, cp, &events).await;
+            let (done, next) = self.process_prefetching(p, sink, cp, &events).await;
             cp = done.map_err(|()| "checkpoint moved by another runner".to_owned())?;
             out.events += events.len() as u64;
             out.batches += 1;
+            on_batch(BatchDone {
+                checkpoint: cp,
+                events: events.len() as u64,
+            });
             events = match next {
                 Some(n) => n,
                 None => self
@@ -615,6 +815,29 @@ impl ProjectorRuntime {
         out.elapsed = started.elapsed();
         Ok(out)
     }
+}
+
+/// A committed batch (for progress reporting).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchDone {
+    /// The checkpoint after it.
+    pub checkpoint: Checkpoint,
+    /// Its events.
+    pub events: u64,
+}
+
+/// `xmax` of a fresh snapshot: every transaction that has started so far is below it.
+pub(crate) async fn snapshot_edge(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8")
+        .fetch_one(pool)
+        .await
+}
+
+/// The horizon (ADR 0002): every transaction below it has finished.
+pub(crate) async fn horizon(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8")
+        .fetch_one(pool)
+        .await
 }
 
 fn lock_key(p: &dyn Projection) -> String {
