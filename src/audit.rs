@@ -21,9 +21,9 @@ use eventdesk_store::checkpoint::{
     CheckpointProblem, CheckpointVerifier, RunningDigest, TenantCheckpoint,
     create_tenant_checkpoint, load_checkpoints,
 };
-use eventdesk_store::hash::{ChainFault, ChainVerifier, DigestInput, StoredLink, canonical_json};
+use eventdesk_store::hash::{ChainFault, ChainVerifier, DigestInput, canonical_json, event_digest};
 use eventdesk_store::{Checkpoint, Db, EventMetadata, EventStore, PgEventStore, Upcasters};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::postgres::PgRow;
@@ -467,6 +467,8 @@ struct EventRow {
     previous_hash: Option<[u8; 32]>,
     /// Line of the file (offline verification).
     line: Option<u64>,
+    /// The order-free part of the checks, computed on a worker thread ([`precompute`]).
+    pre: Option<Precomputed>,
 }
 
 /// The columns [`event_from_row`] reads, in order.
@@ -494,6 +496,7 @@ fn event_from_row(row: &PgRow) -> anyhow::Result<EventRow> {
         txid: row.try_get::<i64, _>(12)? as u64,
         previous_hash: previous.map(|p| hash32(&p)),
         line: None,
+        pre: None,
     })
 }
 
@@ -634,6 +637,49 @@ fn chain_message(fault: &ChainFault) -> (&'static str, String) {
 }
 
 /// The incremental verifier: feed events in `(tenant, stream, version)` order.
+/// What can be checked of one event without its neighbours: its content digest (the costly
+/// canonical-JSON SHA-256 that the chain link needs), and whether its metadata and payload
+/// decode. Computed for batches on worker threads; the chain, the version continuity and the
+/// checkpoints are then walked in order with these results.
+#[derive(Debug, Clone)]
+struct Precomputed {
+    digest: [u8; 32],
+    metadata: Result<(), String>,
+    /// `None` for streams the domain does not decode (chain-checked only).
+    payload: Option<Result<(), String>>,
+}
+
+fn precompute(e: &mut EventRow, upcasters: &Upcasters) {
+    let (data, metadata) = (canonical_json(&e.data), canonical_json(&e.metadata));
+    let digest = event_digest(&DigestInput {
+        tenant_id: e.tenant_id,
+        stream_type: &e.stream_type,
+        stream_id: e.stream_id,
+        event_id: e.event_id,
+        event_type: &e.event_type,
+        schema_version: e.schema_version,
+        data: &data,
+        metadata: &metadata,
+        recorded_at: e.recorded_at,
+    });
+    let metadata = EventMetadata::deserialize(&e.metadata)
+        .map(|_| ())
+        .map_err(|err| format!("the metadata does not decode: {err}"));
+    let payload = registry::is_aggregate(&e.stream_type).then(|| {
+        let data = std::mem::take(&mut e.data);
+        upcasters
+            .upcast(&e.event_type, e.schema_version, data)
+            .and_then(|(v, data)| {
+                registry::check_event(&e.stream_type, &e.event_type, v, &data).unwrap_or(Ok(()))
+            })
+    });
+    e.pre = Some(Precomputed {
+        digest,
+        metadata,
+        payload,
+    });
+}
+
 struct Verifier {
     upcasters: Upcasters,
     /// Checkpoints of tenants not reached yet.
@@ -750,23 +796,13 @@ impl Verifier {
         }
 
         // 1. The hash chain and version continuity.
-        let (data, metadata) = (canonical_json(&e.data), canonical_json(&e.metadata));
-        let link = StoredLink {
-            version: e.version,
-            input: DigestInput {
-                tenant_id: e.tenant_id,
-                stream_type: &e.stream_type,
-                stream_id: e.stream_id,
-                event_id: e.event_id,
-                event_type: &e.event_type,
-                schema_version: e.schema_version,
-                data: &data,
-                metadata: &metadata,
-                recorded_at: e.recorded_at,
-            },
-            hash: &e.hash,
+        if e.pre.is_none() {
+            precompute(&mut e, &self.upcasters);
+        }
+        let Some(pre) = e.pre.take() else {
+            return;
         };
-        if let Err(fault) = self.chain.check(&link) {
+        if let Err(fault) = self.chain.check_digest(e.version, &pre.digest, &e.hash) {
             if !bad {
                 let (kind, message) = chain_message(&fault);
                 self.problem(&e, kind, message);
@@ -776,35 +812,24 @@ impl Verifier {
             self.chain = ChainVerifier::starting_after(e.version, hash32(&e.hash));
         }
 
-        // 2. The metadata and the payload decode (the payload is not needed afterwards).
-        let payload = std::mem::take(&mut e.data);
-        if !bad && let Err(err) = EventMetadata::deserialize(&e.metadata) {
-            self.problem(
-                &e,
-                "metadata",
-                format!("the metadata does not decode: {err}"),
-            );
+        // 2. The metadata and the payload decode.
+        if !bad && let Err(m) = &pre.metadata {
+            self.problem(&e, "metadata", m.clone());
             bad = true;
         }
-        if registry::is_aggregate(&e.stream_type) {
-            {
+        match &pre.payload {
+            Some(checked) => {
                 self.decoded += 1;
-                if !bad {
-                    let checked = self
-                        .upcasters
-                        .upcast(&e.event_type, e.schema_version, payload)
-                        .and_then(|(v, data)| {
-                            registry::check_event(&e.stream_type, &e.event_type, v, &data)
-                                .unwrap_or(Ok(()))
-                        });
-                    if let Err(m) = checked {
-                        self.problem(&e, "decode", format!("the event does not decode: {m}"));
-                        bad = true;
-                    }
+                if !bad && let Err(m) = checked {
+                    self.problem(&e, "decode", format!("the event does not decode: {m}"));
+                    bad = true;
                 }
             }
-        } else if !self.chain_only_types.contains(&e.stream_type) {
-            self.chain_only_types.insert(e.stream_type.clone());
+            None => {
+                if !self.chain_only_types.contains(&e.stream_type) {
+                    self.chain_only_types.insert(e.stream_type.clone());
+                }
+            }
         }
 
         // 3. The tenant's checkpoints.
@@ -949,11 +974,32 @@ impl Report {
     }
 }
 
-/// Checks events from `rx` with `verifier` until the reader is done.
-async fn drain(verifier: &mut Verifier, mut rx: tokio::sync::mpsc::Receiver<Vec<EventRow>>) {
-    while let Some(batch) = rx.recv().await {
-        for e in batch {
-            verifier.push(e);
+/// Checks events from `rx` with `verifier` until the reader is done. The order-free part of
+/// each batch ([`precompute`]) runs on blocking worker threads, as many batches at a time as
+/// there are cores; the batches are then walked in their original order.
+async fn drain(verifier: &mut Verifier, rx: tokio::sync::mpsc::Receiver<Vec<EventRow>>) {
+    let upcasters = std::sync::Arc::new(verifier.upcasters.clone());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut batches = std::pin::pin!(
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
+            .map(|mut batch| {
+                let upcasters = upcasters.clone();
+                tokio::task::spawn_blocking(move || {
+                    for e in &mut batch {
+                        precompute(e, &upcasters);
+                    }
+                    batch
+                })
+            })
+            .buffered(workers)
+    );
+    while let Some(batch) = batches.next().await {
+        match batch {
+            Ok(batch) => batch.into_iter().for_each(|e| verifier.push(e)),
+            // A panicking worker is a bug; its batch is lost to the report, so say so loudly.
+            Err(e) => verifier
+                .notes
+                .push(format!("an internal check failed: {e}")),
         }
     }
 }
@@ -1070,6 +1116,7 @@ impl LineIn {
             txid: self.transaction_id,
             previous_hash,
             line: Some(line),
+            pre: None,
         })
     }
 }

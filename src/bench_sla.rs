@@ -145,21 +145,38 @@ fn cpu_secs(pid: &str) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-/// CPU seconds of this process plus the database backends serving its connections (client
-/// backends only: autovacuum workers of the freshly populated tables are the database's
-/// housekeeping, not the scheduler's cost).
-async fn cpu_of_us_and_backends(pool: &PgPool) -> anyhow::Result<f64> {
+/// CPU seconds of this process (key 0) and of each client backend of the scratch database
+/// (by pid); autovacuum workers are the database's housekeeping, not the scheduler's cost.
+async fn cpu_of_us_and_backends(
+    pool: &PgPool,
+) -> anyhow::Result<std::collections::HashMap<i32, f64>> {
     let pids: Vec<i32> = sqlx::query_scalar(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
          AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
     )
     .fetch_all(pool)
     .await?;
-    let mut total = cpu_secs("self").unwrap_or(0.0);
+    let mut out = HashMap::new();
+    out.insert(0, cpu_secs("self").unwrap_or(0.0));
     for pid in pids {
-        total += cpu_secs(&pid.to_string()).unwrap_or(0.0);
+        if let Some(c) = cpu_secs(&pid.to_string()) {
+            out.insert(pid, c);
+        }
     }
-    Ok(total)
+    Ok(out)
+}
+
+/// CPU seconds used between two readings by the processes present in both (a backend that
+/// ended in between cannot be read any more; counting it in one reading only would make the
+/// difference meaningless).
+fn cpu_between(
+    before: &std::collections::HashMap<i32, f64>,
+    after: &std::collections::HashMap<i32, f64>,
+) -> f64 {
+    before
+        .iter()
+        .filter_map(|(pid, b)| after.get(pid).map(|a| (a - b).max(0.0)))
+        .sum()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -339,13 +356,13 @@ pub async fn bench_sla(pool: &PgPool, config: &Config, a: SlaArgs) -> anyhow::Re
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(5)).await;
         let c1 = cpu_of_us_and_backends(pool).await?;
-        settling.push((c1 - c0) / t0.elapsed().as_secs_f64() * 100.0);
+        settling.push(cpu_between(&c0, &c1) / t0.elapsed().as_secs_f64() * 100.0);
     }
     let before = cpu_of_us_and_backends(pool).await?;
     let idle_started = Instant::now();
     tokio::time::sleep(Duration::from_secs(a.idle_secs)).await;
     let after = cpu_of_us_and_backends(pool).await?;
-    let idle_share = (after - before) / idle_started.elapsed().as_secs_f64() * 100.0;
+    let idle_share = cpu_between(&before, &after) / idle_started.elapsed().as_secs_f64() * 100.0;
     stop.cancel();
     let _ = sched_task.await;
 

@@ -131,17 +131,26 @@ impl Default for ChainVerifier {
 impl ChainVerifier {
     /// Checks the next event of the stream.
     pub fn check(&mut self, link: &StoredLink<'_>) -> Result<(), ChainFault> {
-        if link.version != self.next_version {
+        self.check_digest(link.version, &event_digest(&link.input), link.hash)
+    }
+
+    /// [`Self::check`] with the event's digest ([`event_digest`]) computed beforehand, e.g. on
+    /// another thread: the chain itself must be walked in version order, the digests need not.
+    pub fn check_digest(
+        &mut self,
+        version: i64,
+        digest: &[u8; 32],
+        stored: &[u8],
+    ) -> Result<(), ChainFault> {
+        if version != self.next_version {
             return Err(ChainFault::VersionGap {
                 expected: self.next_version,
-                found: link.version,
+                found: version,
             });
         }
-        let expected = chain(&self.prev, link.version, &event_digest(&link.input));
-        if expected.as_slice() != link.hash {
-            return Err(ChainFault::HashMismatch {
-                version: link.version,
-            });
+        let expected = chain(&self.prev, version, digest);
+        if expected.as_slice() != stored {
+            return Err(ChainFault::HashMismatch { version });
         }
         self.prev = expected;
         self.next_version += 1;
