@@ -9,7 +9,10 @@
 //! - `queries`: the incident list queries of the API over a large tenant vs a raw indexed
 //!   SELECT, with the plans of the slow ones.
 //! - `sla`: the SLA scheduler's breach lateness with many open incidents, and its idle cost.
+//! - `analytics` (`bench_analytics.rs`): the analytics endpoints' queries over a large tenant.
 //! - `rebuild`: `projections rebuild incidents` vs the live catch-up and a raw copy.
+//! - `cmdb` (`bench_cmdb.rs`): CMDB impact analysis over a large graph vs one indexed edge
+//!   lookup.
 
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
@@ -67,8 +70,12 @@ pub enum BenchCommand {
     Sla(crate::bench_sla::SlaArgs),
     /// `audit verify` and `audit export` over a large tenant log vs a raw scan of its rows.
     Audit(crate::bench_audit::AuditArgs),
+    /// The analytics endpoints' queries over a large tenant vs a raw indexed SELECT.
+    Analytics(crate::bench_analytics::AnalyticsArgs),
     /// `projections rebuild incidents` over a large log vs the live catch-up and a raw copy.
     Rebuild(crate::bench_rebuild::RebuildArgs),
+    /// CMDB impact analysis over a large graph vs one indexed edge lookup.
+    Cmdb(crate::bench_cmdb::CmdbArgs),
 }
 
 /// `bench append`.
@@ -162,7 +169,9 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
         BenchCommand::Queries(q) => q.keep,
         BenchCommand::Sla(s) => s.keep,
         BenchCommand::Audit(a) => a.keep,
+        BenchCommand::Analytics(a) => a.keep,
         BenchCommand::Rebuild(r) => r.keep,
+        BenchCommand::Cmdb(c) => c.keep,
     };
     let result = async {
         let mut dbc = DbConfig::new(url.clone());
@@ -181,9 +190,13 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
             BenchCommand::Queries(q) => bench_queries(&db.pool, &scratch, q).await,
             BenchCommand::Sla(s) => crate::bench_sla::bench_sla(&db.pool, &scratch, s).await,
             BenchCommand::Audit(a) => crate::bench_audit::bench_audit(&db.pool, &scratch, a).await,
+            BenchCommand::Analytics(a) => {
+                crate::bench_analytics::bench_analytics(&db.pool, &scratch, a).await
+            }
             BenchCommand::Rebuild(r) => {
                 crate::bench_rebuild::bench_rebuild(&db.pool, &scratch, r).await
             }
+            BenchCommand::Cmdb(c) => crate::bench_cmdb::bench_cmdb(&db.pool, &scratch, c).await,
         }
     }
     .await;
@@ -217,6 +230,7 @@ pub(crate) fn metadata() -> EventMetadata {
         request_id: Some("bench".into()),
         correlation_id: Some(Uuid::now_v7()),
         causation_id: None,
+        test_mode: false,
     }
 }
 
@@ -1443,6 +1457,7 @@ impl Directory {
             team_id: rng.gen_bool(0.3).then(|| pick(rng, &self.teams)),
             assignee_id: None,
             reporter_id: reporter,
+            ci_id: None,
             actor: Actor::User(reporter),
         };
         let at = self.epoch + chrono::TimeDelta::seconds(30 * i64::try_from(seq)?);

@@ -76,6 +76,7 @@ fn stream_events(
         team_id: None,
         assignee_id: None,
         reporter_id: reporter,
+        ci_id: None,
         actor,
     };
     let mut cmds = vec![create];

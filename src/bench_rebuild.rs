@@ -269,7 +269,9 @@ pub async fn bench_rebuild(
             .await?
             .rows_affected();
         let raw = copied as f64 / t0.elapsed().as_secs_f64();
-        sqlx::query("DROP TABLE bench_raw_copy").execute(pool).await?;
+        sqlx::query("DROP TABLE bench_raw_copy")
+            .execute(pool)
+            .await?;
         sqlx::query("CHECKPOINT").execute(pool).await?;
 
         let opts = RebuildOptions {
@@ -278,9 +280,15 @@ pub async fn bench_rebuild(
             ..RebuildOptions::default()
         };
         let stop = StopToken::new();
-        let o = rebuild(&owner_store, &IncidentProjection, &opts, &stop, &|_| {})
-            .await
-            .context("rebuilding incidents")?;
+        let o = rebuild(
+            &owner_store,
+            Arc::new(IncidentProjection),
+            &opts,
+            &stop,
+            &|_| {},
+        )
+        .await
+        .context("rebuilding incidents")?;
         anyhow::ensure!(o.completed, "the rebuild stopped early");
         let rate = events_u as f64 / o.elapsed_secs;
         println!(

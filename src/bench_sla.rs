@@ -112,6 +112,7 @@ async fn append_incident(
         team_id: None,
         assignee_id: None,
         reporter_id: reporter,
+        ci_id: None,
         actor: Actor::User(reporter),
     };
     let now = Utc::now();

@@ -10,7 +10,9 @@
 mod admin;
 mod audit;
 mod bench;
+mod bench_analytics;
 mod bench_audit;
+mod bench_cmdb;
 mod bench_rebuild;
 mod bench_sla;
 mod projections_cli;

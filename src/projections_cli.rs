@@ -204,6 +204,7 @@ async fn status(db: &Db, a: StatusArgs) -> anyhow::Result<()> {
                 "LAG (EVENTS)",
                 "LAG (MS)",
                 "DEAD LETTERS",
+                "REBUILD",
                 "LAST ERROR",
             ],
             &cells,
@@ -223,6 +224,15 @@ fn status_row(s: &ProjectionStatus) -> Vec<String> {
         s.lag_events.to_string(),
         s.lag_ms.to_string(),
         s.dead_letters.to_string(),
+        s.rebuild
+            .as_ref()
+            .map(|r| {
+                format!(
+                    "{} at {} (lag {}, {} dead letters)",
+                    r.phase, r.position, r.lag_events, r.dead_letters
+                )
+            })
+            .unwrap_or_else(|| "-".into()),
         s.last_error
             .as_deref()
             .map(|e| short(e, 80))
@@ -386,7 +396,7 @@ async fn rebuild_cmd(config: &Config, a: RebuildArgs) -> anyhow::Result<()> {
     for p in &chosen {
         let bar = progress_bar(p.name(), a.no_progress);
         let report = |e: RebuildEvent| on_event(&bar, e);
-        let r = rebuild(&store, p.as_ref(), &opts, &stop, &report).await;
+        let r = rebuild(&store, p.clone(), &opts, &stop, &report).await;
         bar.finish_and_clear();
         match r {
             Ok(o) => {

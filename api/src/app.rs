@@ -45,6 +45,9 @@ pub struct AppState {
     pub sla_rules: eventdesk_workers::SlaRulesCache,
     /// The permission sets of custom roles, briefly cached (ADR 0011).
     pub roles: crate::auth::RoleCache,
+    /// The integration bus (ADR 0016): its SSRF guard and credential box serve the webhook and
+    /// integration routes; it runs beside the server when `EVENTDESK_INTEGRATION_BUS` is on.
+    pub bus: eventdesk_bus::Bus,
 }
 
 impl AppState {
@@ -129,6 +132,8 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(eventdesk_projections::IncidentProjection),
         Arc::new(eventdesk_projections::SlaConfigProjection),
         Arc::new(eventdesk_projections::SlaTimerProjection),
+        Arc::new(eventdesk_projections::CmdbProjection),
+        Arc::new(eventdesk_projections::AnalyticsProjection),
     ]
 }
 
@@ -184,6 +189,19 @@ impl Application {
         let pepper = config.api_key_pepper.clone();
         let creates =
             eventdesk_commands::incident::CreateBatcher::new(store.clone(), clock.clone(), 128);
+        let bus = eventdesk_bus::Bus::new(
+            system.pool.clone(),
+            system_store.clone(),
+            config.secret_box()?,
+            eventdesk_bus::ssrf::Guard::new(config.allow_private_targets, config.bus_timeout),
+            config.bus(),
+        );
+        if config.allow_private_targets {
+            tracing::warn!(
+                "EVENTDESK_ALLOW_PRIVATE_TARGETS is on: webhooks, Slack and Jira may reach \
+                 private addresses over http (development only)"
+            );
+        }
         Ok(Self {
             listener,
             state: AppState {
@@ -198,6 +216,7 @@ impl Application {
                 creates,
                 sla_rules: eventdesk_workers::SlaRulesCache::default(),
                 roles: crate::auth::RoleCache::default(),
+                bus,
             },
             runtime,
         })
@@ -244,6 +263,12 @@ impl Application {
             let c = eventdesk_workers::Checkpointer::new(self.state.system.clone(), interval);
             tokio::spawn(c.run(stop.clone()))
         });
+        // The integration bus (ADR 0016); several nodes may run it, they share its rows.
+        let bus = self
+            .state
+            .config
+            .run_bus
+            .then(|| tokio::spawn(self.state.bus.clone().run(stop.clone())));
         let app = router(self.state.clone());
         tracing::info!(addr = ?self.listener.local_addr().ok(), "eventdesk serving");
         axum::serve(self.listener, app)
@@ -259,6 +284,9 @@ impl Application {
         }
         if let Some(c) = checkpointer {
             let _ = c.await;
+        }
+        if let Some(b) = bus {
+            let _ = b.await;
         }
         let _ = waker_task.await;
         self.state.db.pool.close().await;

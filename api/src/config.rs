@@ -66,6 +66,23 @@ pub struct Config {
     /// `EVENTDESK_CONSISTENCY_WAIT_MS` (default 5000): how long a write waits for its read
     /// models before answering (read-your-writes).
     pub consistency_wait: Duration,
+    /// `EVENTDESK_SECRETS_KEY`: base64 of 32 bytes, the AES-256-GCM key of integration
+    /// credentials at rest (generated into the data dir if unset; ADR 0016).
+    pub secrets_key: Secret,
+    /// `EVENTDESK_ALLOW_PRIVATE_TARGETS` (default false): lifts the SSRF guard's address rules
+    /// and allows `http` for webhooks, Slack and Jira (development and tests only).
+    pub allow_private_targets: bool,
+    /// `EVENTDESK_INTEGRATION_BUS` (default true): run the integration bus (fan-out, delivery
+    /// workers, daily summaries) in this process; safe on several nodes.
+    pub run_bus: bool,
+    /// `EVENTDESK_BUS_TIMEOUT_MS` (default 5000): timeout of every outbound request.
+    pub bus_timeout: Duration,
+    /// `EVENTDESK_BUS_RETRY_BASE_MS` (default 30000): the first retry delay (doubling).
+    pub bus_retry_base: Duration,
+    /// `EVENTDESK_BUS_MAX_ATTEMPTS` (default 10): failed attempts before a delivery is dead.
+    pub bus_max_attempts: u32,
+    /// `EVENTDESK_BUS_MAX_AGE_SECS` (default 86400): no retry later than this after the first.
+    pub bus_max_age: Duration,
 }
 
 /// A configuration variable had a bad value.
@@ -163,6 +180,47 @@ impl Config {
                 get("EVENTDESK_CONSISTENCY_WAIT_MS"),
                 5000u64,
             )?),
+            secrets_key: match get("EVENTDESK_SECRETS_KEY").filter(|s| !s.trim().is_empty()) {
+                None => Secret::default(),
+                Some(k) => {
+                    eventdesk_bus::crypto::SecretBox::from_base64(&k).map_err(|e| ConfigError {
+                        var: "EVENTDESK_SECRETS_KEY",
+                        message: e.to_string(),
+                    })?;
+                    Secret::new(k.trim())
+                }
+            },
+            allow_private_targets: parse(
+                "EVENTDESK_ALLOW_PRIVATE_TARGETS",
+                get("EVENTDESK_ALLOW_PRIVATE_TARGETS"),
+                false,
+            )?,
+            run_bus: parse(
+                "EVENTDESK_INTEGRATION_BUS",
+                get("EVENTDESK_INTEGRATION_BUS"),
+                true,
+            )?,
+            bus_timeout: Duration::from_millis(parse(
+                "EVENTDESK_BUS_TIMEOUT_MS",
+                get("EVENTDESK_BUS_TIMEOUT_MS"),
+                5000u64,
+            )?),
+            bus_retry_base: Duration::from_millis(parse(
+                "EVENTDESK_BUS_RETRY_BASE_MS",
+                get("EVENTDESK_BUS_RETRY_BASE_MS"),
+                30_000u64,
+            )?),
+            bus_max_attempts: parse(
+                "EVENTDESK_BUS_MAX_ATTEMPTS",
+                get("EVENTDESK_BUS_MAX_ATTEMPTS"),
+                10u32,
+            )?
+            .max(1),
+            bus_max_age: Duration::from_secs(parse(
+                "EVENTDESK_BUS_MAX_AGE_SECS",
+                get("EVENTDESK_BUS_MAX_AGE_SECS"),
+                86_400u64,
+            )?),
         })
     }
 
@@ -198,7 +256,38 @@ impl Config {
                 generated.push("EVENTDESK_API_KEY_PEPPER");
             }
         }
+        if self.secrets_key.expose().is_empty() {
+            let (s, fresh) = load_or_create_secrets_key(&self.data_dir)?;
+            self.secrets_key = s;
+            if fresh {
+                generated.push("EVENTDESK_SECRETS_KEY");
+            }
+        }
         Ok(generated)
+    }
+
+    /// The integration bus's credential box (call after [`ensure_secrets`](Self::ensure_secrets)).
+    pub fn secret_box(&self) -> Result<eventdesk_bus::crypto::SecretBox, ConfigError> {
+        eventdesk_bus::crypto::SecretBox::from_base64(self.secrets_key.expose()).map_err(|e| {
+            ConfigError {
+                var: "EVENTDESK_SECRETS_KEY",
+                message: e.to_string(),
+            }
+        })
+    }
+
+    /// The integration bus's tuning.
+    pub fn bus(&self) -> eventdesk_bus::BusConfig {
+        eventdesk_bus::BusConfig {
+            retry: eventdesk_bus::retry::RetryPolicy {
+                base: self.bus_retry_base,
+                max_attempts: self.bus_max_attempts,
+                max_age: self.bus_max_age,
+                ..Default::default()
+            },
+            timeout: self.bus_timeout,
+            ..Default::default()
+        }
     }
 
     /// The JWT configuration (RS256 with key files, else HS256 with the secret).
@@ -237,9 +326,54 @@ fn load_or_create_secret(dir: &std::path::Path, name: &str) -> std::io::Result<(
     Ok((Secret::new(value), true))
 }
 
+/// Reads `dir/secrets-key`, or writes a fresh AES-256 key there (base64 of 32 random bytes)
+/// with mode 0600.
+fn load_or_create_secrets_key(dir: &std::path::Path) -> std::io::Result<(Secret, bool)> {
+    let path = dir.join("secrets-key");
+    if let Ok(s) = std::fs::read_to_string(&path)
+        && eventdesk_bus::crypto::SecretBox::from_base64(s.trim()).is_ok()
+    {
+        return Ok((Secret::new(s.trim()), false));
+    }
+    std::fs::create_dir_all(dir)?;
+    let value = eventdesk_bus::crypto::SecretBox::generate_key();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(&path)?, value.as_bytes())?;
+    Ok((Secret::new(value), true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_key_must_be_32_bytes_and_is_generated_for_development() {
+        let e = Config::from_lookup(|k| (k == "EVENTDESK_SECRETS_KEY").then(|| "c2hvcnQ=".into()));
+        match e {
+            Err(e) => assert_eq!(e.var, "EVENTDESK_SECRETS_KEY"),
+            Ok(_) => panic!("accepted a 5-byte key"),
+        }
+        let dir = std::env::temp_dir().join(format!("eventdesk-cfg-{}", uuid::Uuid::now_v7()));
+        let d = dir.to_string_lossy().into_owned();
+        let mut c = Config::from_lookup(|k| (k == "EVENTDESK_DATA_DIR").then(|| d.clone()))
+            .map_err(|e| e.to_string());
+        let Ok(c) = c.as_mut() else { panic!("config") };
+        let generated = c.ensure_secrets().map_err(|e| e.to_string());
+        assert!(matches!(&generated, Ok(g) if g.contains(&"EVENTDESK_SECRETS_KEY")));
+        assert!(c.secret_box().is_ok());
+        let again = c.secrets_key.clone();
+        let mut c2 = Config::from_lookup(|k| (k == "EVENTDESK_DATA_DIR").then(|| d.clone()))
+            .map_err(|e| e.to_string());
+        if let Ok(c2) = c2.as_mut() {
+            let _ = c2.ensure_secrets();
+            assert_eq!(c2.secrets_key, again, "stable across restarts");
+        }
+        assert!(!format!("{c:?}").contains(again.expose()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn debug_redacts_secrets() {

@@ -24,16 +24,20 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::IntoResponse;
 use eventdesk_auth::Permission;
 use eventdesk_auth::apikey::KeyMode;
+use eventdesk_domain::cmdb::{AttributeKind, BuiltinCiType, CiName, CiStatus};
 use eventdesk_domain::values::{
     CategoryName, Department, Description, HoldReason, Impact, IncidentStatus, PersonName,
     Priority, ReasonText, ResolutionText, Role, TeamName, TenantName, Title, Urgency, WorkNoteBody,
     WorkNoteType,
 };
+use eventdesk_projections::queries::cmdb::{DEFAULT_IMPACT_DEPTH, Direction, MAX_IMPACT_DEPTH};
 use eventdesk_projections::queries::incidents::IncidentSort;
 use eventdesk_projections::queries::paging::{DEFAULT_LIMIT, MAX_LIMIT};
 use serde_json::{Map, Value, json};
 use std::sync::LazyLock;
 use tower_http::set_header::SetResponseHeaderLayer;
+
+mod bus;
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -113,6 +117,20 @@ enum Query {
     SecurityEvents,
     /// `as_of` (time travel).
     AsOf,
+    /// The CI list's filters and search, plus paging.
+    Cis,
+    /// A CI's relationship list: `direction`, `type`, plus paging.
+    CiRelationships,
+    /// Impact analysis: `depth`.
+    Impact,
+    /// Analytics snapshots: `team_id`, `category_id`.
+    AnalyticsFilters,
+    /// Analytics over a range: `from`, `to`, `team_id`, `category_id`.
+    AnalyticsRange,
+    /// Analytics trends: the range, `bucket`, `tz`.
+    AnalyticsTrends,
+    /// A webhook's delivery log: `status`, `limit`, `before`.
+    Deliveries,
 }
 
 /// One operation: everything about a route that its declaration does not already say.
@@ -204,6 +222,11 @@ impl Op {
         self.etag = true;
         self
     }
+    /// A create answering `201` with `Location` (and no `ETag`).
+    const fn located(mut self) -> Self {
+        self.location = true;
+        self
+    }
     /// A create answering `201` with `Location` and `ETag`.
     const fn created(mut self) -> Self {
         self.location = true;
@@ -218,6 +241,200 @@ const ACTION_NOTE: &str = "Runs one lifecycle transition; a transition the state
 
 /// One row per (method, route): request schema, success status and response schema.
 const OPERATIONS: &[Op] = &[
+    // CMDB (ADR 0017).
+    op(
+        Method::GET,
+        "/api/v1/cis",
+        "listCis",
+        "cmdb",
+        "List configuration items",
+        200,
+        Out::Json("CiPage"),
+    )
+    .describe(
+        "Sorted by name. Filters: `type` and `status` (repeat a parameter for OR), \
+         `owner_team_id`, and `q`, a case-insensitive substring of the name. Page with \
+         `page`/`limit` (exact totals) or with `cursor`. An unknown parameter is `422`.",
+    )
+    .query(Query::Cis),
+    op(
+        Method::POST,
+        "/api/v1/cis",
+        "createCi",
+        "cmdb",
+        "Register a configuration item",
+        201,
+        Out::Json("Ci"),
+    )
+    .describe(
+        "`type` is a built-in type (`service`, `application`, `server`, `database`, \
+         `network_device`) or one of the tenant's custom types (`/api/v1/ci-types`); an \
+         unknown type is `422` on `type`. `attributes` are validated against the type's \
+         schema: each unknown or invalid attribute, and each missing required one, is named \
+         in the `422` (`attributes.ip_address`). `status` defaults to `active` (`retired` is \
+         refused). `owner_team_id` must be a team of the tenant.",
+    )
+    .body(Body::Json("CiCreate"))
+    .created(),
+    op(
+        Method::GET,
+        "/api/v1/cis/{id}",
+        "getCi",
+        "cmdb",
+        "A configuration item",
+        200,
+        Out::Json("Ci"),
+    )
+    .describe("The `ETag` is the CI's version, for `If-Match` on later writes.")
+    .etag(),
+    op(
+        Method::PATCH,
+        "/api/v1/cis/{id}",
+        "updateCi",
+        "cmdb",
+        "Update a configuration item",
+        200,
+        Out::Json("Ci"),
+    )
+    .describe(
+        "Absent fields are kept; `attributes` replaces the whole attribute object and is \
+         validated again; `description: null` and `owner_team_id: null` clear them. `status` \
+         moves freely among `planned`, `active` and `maintenance` (`retired` only through the \
+         retire action). The type never changes. A retired CI accepts no change \
+         (`422 ci_retired`).",
+    )
+    .body(Body::Json("CiUpdate"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/cis/{id}/retire",
+        "retireCi",
+        "cmdb",
+        "Retire a configuration item",
+        200,
+        Out::Json("Ci"),
+    )
+    .describe(
+        "Decommissions the CI: `retired` is final (retiring again changes nothing). Its \
+         relationships stay, and it still appears in impact analyses; no new relationship may \
+         reach it.",
+    )
+    .body(Body::Optional("EmptyRequest"))
+    .conditional(),
+    op(
+        Method::GET,
+        "/api/v1/cis/{id}/relationships",
+        "listCiRelationships",
+        "cmdb",
+        "A configuration item's relationships (both directions)",
+        200,
+        Out::Json("CiRelationshipPage"),
+    )
+    .describe(
+        "Every live relationship with the CI at either end, oldest first: `outgoing` ones \
+         (`this depends_on related`) and `incoming` ones (`related depends_on this`). Narrow \
+         with `direction` and `type`.",
+    )
+    .query(Query::CiRelationships),
+    op(
+        Method::POST,
+        "/api/v1/cis/{id}/relationships",
+        "createCiRelationship",
+        "cmdb",
+        "Relate a configuration item to another",
+        201,
+        Out::Json("CiRelationship"),
+    )
+    .describe(
+        "Creates `{id} —type→ target_id`. `type` is `depends_on` (`{id}` needs the target), \
+         `runs_on` (`{id}` is hosted by it), `connected_to`, or a custom type (2 to 63 \
+         characters of `a-z`, `0-9`, `_`). Both CIs must be of the caller's tenant (`404` \
+         otherwise) and not retired (`422 ci_retired`); a CI cannot relate to itself (`422`). \
+         The same source, target and type twice is `409`. A `depends_on` or `runs_on` edge \
+         that would close a dependency cycle (over both types) is \
+         `422 dependency_cycle`, the message naming the cycle; the check is serialised per \
+         tenant, so two concurrent edges that together close a cycle cannot both succeed.",
+    )
+    .body(Body::Json("CiRelationshipCreate"))
+    .errors(&[409]),
+    op(
+        Method::DELETE,
+        "/api/v1/cis/{id}/relationships/{rel_id}",
+        "deleteCiRelationship",
+        "cmdb",
+        "Delete a relationship",
+        204,
+        Out::Empty,
+    )
+    .describe(
+        "`404` unless `rel_id` is a live relationship of the tenant with `{id}` at one end \
+         (deleting twice is `404`).",
+    ),
+    op(
+        Method::GET,
+        "/api/v1/cis/{id}/impact",
+        "getCiImpact",
+        "cmdb",
+        "What is affected if this configuration item fails",
+        200,
+        Out::Json("CiImpact"),
+    )
+    .describe(
+        "Every CI that depends on or runs on this one, transitively (following `depends_on` \
+         and `runs_on` from target to source; `connected_to` and custom types carry no \
+         impact), up to `depth` relationships away. Each affected CI appears once, at its \
+         shortest distance, with a shortest path of CI ids from the failed CI (ties: the \
+         predecessor with the lowest id), and with its open incidents (those the caller may \
+         read: none without `incident:read`, their own for a requester). \
+         `scheduled_changes` is always empty until changes exist. `more_beyond_depth` says \
+         whether CIs farther away are affected too.",
+    )
+    .query(Query::Impact),
+    op(
+        Method::GET,
+        "/api/v1/ci-types",
+        "listCiTypes",
+        "cmdb",
+        "The CI types: built-in and the tenant's",
+        200,
+        Out::Json("CiTypePage"),
+    )
+    .describe(
+        "The built-in types (`builtin: true`, no id) and the tenant's custom types, by key, \
+         each with its attribute schema.",
+    )
+    .query(Query::Paging),
+    op(
+        Method::POST,
+        "/api/v1/ci-types",
+        "createCiType",
+        "cmdb",
+        "Define a custom CI type",
+        201,
+        Out::Json("CiType"),
+    )
+    .describe(
+        "`attributes` maps attribute names (1 to 63 characters of `a-z`, `0-9`, `_`) to \
+         `{\"type\": t, \"required\": bool, \"values\": [...]}` where `t` is `string`, \
+         `integer`, `number`, `boolean`, `ip`, `url` or `enum` (with `values`); \
+         `\"type\": \"enum[a,b]\"` is shorthand for an enum. Every problem is named in the \
+         `422` (`attributes.tier.values`). The key must not be a built-in type's (`422`) nor \
+         one the tenant already uses (`409`). A type is not edited once defined.",
+    )
+    .body(Body::Json("CiTypeCreate"))
+    .created()
+    .errors(&[409]),
+    op(
+        Method::GET,
+        "/api/v1/ci-types/{id}",
+        "getCiType",
+        "cmdb",
+        "A custom CI type",
+        200,
+        Out::Json("CiType"),
+    )
+    .describe("One of the tenant's custom types (built-in types have no id).")
+    .etag(),
     // Auth.
     op(
         Method::POST,
@@ -261,6 +478,110 @@ const OPERATIONS: &[Op] = &[
     )
     .describe("`404` when the caller is an API key (it is no user).")
     .errors(&[404]),
+    // Analytics (ADR 0015).
+    op(
+        Method::GET,
+        "/api/v1/analytics/summary",
+        "getAnalyticsSummary",
+        "analytics",
+        "Open incidents now, by status, priority, team and category",
+        200,
+        Out::Json("AnalyticsSummary"),
+    )
+    .describe(
+        "The open incidents (new, assigned, in progress, on hold) now, with the critical and \
+         the unassigned ones. `team_id` and `category_id` restrict every figure to the \
+         incidents currently in that team / category. Read from counts the analytics \
+         projection keeps, so the figures lag writes by the projection's latency \
+         (milliseconds).",
+    )
+    .query(Query::AnalyticsFilters),
+    op(
+        Method::GET,
+        "/api/v1/analytics/trends",
+        "getAnalyticsTrends",
+        "analytics",
+        "Created, resolved, closed and reopened per hour, day or week",
+        200,
+        Out::Json("AnalyticsTrends"),
+    )
+    .describe(
+        "Counts per bucket of local time in `tz` (an IANA zone, default `UTC`; tenants have \
+         no time-zone setting): `hour` (a repeated hour at a DST fold is two buckets), `day` \
+         (23 or 25 hours across DST) or `week` (ISO, from Monday 00:00). The buckets are the \
+         whole buckets that intersect `[from, to)` (default: the 30 days before now), at most \
+         1000 (`422` on `bucket` beyond). Exact in every zone, 30- and 45-minute offsets \
+         included. An event counts under the team and category the incident had when it \
+         happened.",
+    )
+    .query(Query::AnalyticsTrends),
+    op(
+        Method::GET,
+        "/api/v1/analytics/mttr",
+        "getAnalyticsMttr",
+        "analytics",
+        "Mean and median time to resolve, by priority and team",
+        200,
+        Out::Json("AnalyticsDurations"),
+    )
+    .describe(
+        "One sample per resolution in `[from, to)` (default: the 30 days before now): from the \
+         start of its resolution cycle (creation, or the reopen) to the resolution. `wall` is \
+         clock time (holds and nights included); `business` is the SLA resolution timer's \
+         business time on the incident's policy calendar, holds excluded (samples whose \
+         incident had a resolution target). Whole seconds; the median of an even count is the \
+         mean of the two middle values. Exact. Priority and team are those at the resolution.",
+    )
+    .query(Query::AnalyticsRange),
+    op(
+        Method::GET,
+        "/api/v1/analytics/mtta",
+        "getAnalyticsMtta",
+        "analytics",
+        "Mean and median time to respond, by priority and team",
+        200,
+        Out::Json("AnalyticsDurations"),
+    )
+    .describe(
+        "One sample per incident whose first response (the first transition out of `new`, or \
+         the first public work note by an agent) falls in `[from, to)`: from creation to the \
+         response, in `wall` clock time and in the SLA response timer's `business` time. As \
+         for `mttr` otherwise.",
+    )
+    .query(Query::AnalyticsRange),
+    op(
+        Method::GET,
+        "/api/v1/analytics/sla",
+        "getAnalyticsSla",
+        "analytics",
+        "SLA compliance, breaches by priority, timers at risk and breached now",
+        200,
+        Out::Json("AnalyticsSla"),
+    )
+    .describe(
+        "For each metric, the timers completed in `[from, to)` (response given, incident \
+         resolved): how many met and missed their target, overall, per priority and per team \
+         at completion; the breaches per priority among them; and the running timers now past \
+         their 75 % warning (`at_risk`) or breached, as `GET /api/v1/sla/timers?state=` \
+         counts them.",
+    )
+    .query(Query::AnalyticsRange),
+    op(
+        Method::GET,
+        "/api/v1/analytics/backlog",
+        "getAnalyticsBacklog",
+        "analytics",
+        "Backlog aging, reopen rate and workload per agent",
+        200,
+        Out::Json("AnalyticsBacklog"),
+    )
+    .describe(
+        "The open incidents by age now (`< 1 d`, `1–3 d`, `3–7 d`, `7–30 d`, `> 30 d`), the \
+         share of incidents ever resolved that were reopened, and the open incidents assigned \
+         to each agent. `team_id` and `category_id` restrict them to the incidents currently \
+         in that team / category.",
+    )
+    .query(Query::AnalyticsFilters),
     // SLA timers.
     op(
         Method::GET,
@@ -1007,6 +1328,158 @@ const OPERATIONS: &[Op] = &[
          meanwhile: change the policy's calendars first.",
     )
     .conditional(),
+    // The integration bus (ADR 0016).
+    op(
+        Method::GET,
+        "/api/v1/webhooks",
+        "listWebhooks",
+        "webhooks",
+        "List the tenant's webhooks (never a secret)",
+        200,
+        Out::Json("WebhookList"),
+    ),
+    op(
+        Method::POST,
+        "/api/v1/webhooks",
+        "createWebhook",
+        "webhooks",
+        "Subscribe a URL to the tenant's incident events",
+        201,
+        Out::Json("WebhookWithSecret"),
+    )
+    .describe(bus::WEBHOOK_NOTE)
+    .body(Body::Json("WebhookCreate"))
+    .located(),
+    op(
+        Method::GET,
+        "/api/v1/webhooks/{id}",
+        "getWebhook",
+        "webhooks",
+        "A webhook",
+        200,
+        Out::Json("Webhook"),
+    ),
+    op(
+        Method::PATCH,
+        "/api/v1/webhooks/{id}",
+        "updateWebhook",
+        "webhooks",
+        "Change a webhook's URL, filter, description or status",
+        200,
+        Out::Json("Webhook"),
+    )
+    .describe("A new `url` passes the SSRF guard (`422` naming `url`).")
+    .body(Body::Json("WebhookUpdate")),
+    op(
+        Method::DELETE,
+        "/api/v1/webhooks/{id}",
+        "deleteWebhook",
+        "webhooks",
+        "Delete a webhook and its delivery log",
+        204,
+        Out::Empty,
+    ),
+    op(
+        Method::POST,
+        "/api/v1/webhooks/{id}/rotate-secret",
+        "rotateWebhookSecret",
+        "webhooks",
+        "Replace a webhook's secret",
+        200,
+        Out::Json("WebhookWithSecret"),
+    )
+    .describe(
+        "The new `secret` appears only in this response. The old one keeps signing beside it \
+         for `grace_period_seconds` (default 24 h): `webhook-signature` then carries both \
+         signatures, space-separated.",
+    )
+    .body(Body::Optional("WebhookSecretRotate")),
+    op(
+        Method::GET,
+        "/api/v1/webhooks/{id}/deliveries",
+        "listWebhookDeliveries",
+        "webhooks",
+        "The delivery log: every delivery with its attempts",
+        200,
+        Out::Json("WebhookDeliveryList"),
+    )
+    .describe("Newest first; each attempt with its status code, latency and error.")
+    .query(Query::Deliveries),
+    op(
+        Method::POST,
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+        "redeliverWebhookDelivery",
+        "webhooks",
+        "Send a dead delivery again",
+        202,
+        Out::Json("WebhookDelivery"),
+    )
+    .describe(
+        "A `dead` (or `succeeded`, `skipped`) delivery becomes `pending`, due now, with a new \
+         round of the retry policy and the same `webhook-id`. `409` for a `pending` or \
+         `dry_run` one; `422 test_mode_key` for a test-mode API key (it never sends).",
+    )
+    .errors(&[409, 422]),
+    op(
+        Method::GET,
+        "/api/v1/integrations",
+        "listIntegrations",
+        "integrations",
+        "The tenant's Slack and Jira settings (never a credential)",
+        200,
+        Out::Json("IntegrationList"),
+    ),
+    op(
+        Method::GET,
+        "/api/v1/integrations/slack",
+        "getSlackIntegration",
+        "integrations",
+        "The Slack settings",
+        200,
+        Out::Json("SlackIntegration"),
+    ),
+    op(
+        Method::PUT,
+        "/api/v1/integrations/slack",
+        "putSlackIntegration",
+        "integrations",
+        "Configure Slack (incoming webhook)",
+        200,
+        Out::Json("SlackIntegration"),
+    )
+    .describe(
+        "Messages (Block Kit `blocks`) for new critical incidents, SLA warnings and breaches, \
+         and a daily summary at `daily_summary_time` in `time_zone`. Slack's `429` is \
+         honoured (`Retry-After`). The URL is stored encrypted and never returned \
+         (`configured: true`); it passes the SSRF guard (`422` naming `webhook_url`).",
+    )
+    .body(Body::Json("SlackIntegrationUpdate")),
+    op(
+        Method::GET,
+        "/api/v1/integrations/jira",
+        "getJiraIntegration",
+        "integrations",
+        "The Jira settings",
+        200,
+        Out::Json("JiraIntegration"),
+    ),
+    op(
+        Method::PUT,
+        "/api/v1/integrations/jira",
+        "putJiraIntegration",
+        "integrations",
+        "Configure Jira (REST v3)",
+        200,
+        Out::Json("JiraIntegration"),
+    )
+    .describe(
+        "Creates an issue (`POST /rest/api/3/issue`, description in Atlassian Document \
+         Format) for the configured triggers, records its key on the incident \
+         (`IncidentExternalLinked`), and comments later changes. Email and API token are \
+         stored encrypted and never returned (`configured: true`); `base_url` passes the SSRF \
+         guard (`422` naming `base_url`).",
+    )
+    .body(Body::Json("JiraIntegrationUpdate")),
     // API keys.
     op(
         Method::GET,
@@ -1274,9 +1747,13 @@ pub fn document() -> Value {
             { "name": "categories", "description": "Incident categories (a tree)." },
             { "name": "roles", "description": "The tenant's custom roles: named permission sets." },
             { "name": "sla", "description": "SLA: business-hours calendars, policies and timers." },
+            { "name": "analytics", "description": "Dashboards: open incidents, trends, MTTR/MTTA, SLA compliance and backlog, from the analytics projection (exact figures)." },
             { "name": "api-keys", "description": "API keys for integrations." },
+            { "name": "webhooks", "description": "Webhook subscriptions of the integration bus, signed the Standard Webhooks way, with their delivery log." },
+            { "name": "integrations", "description": "Slack and Jira settings of the integration bus." },
             { "name": "audit", "description": "The audit trail: the event log, streams with their hash-chain verification, the security log." },
             { "name": "tenants", "description": "Organisations (platform key only)." },
+            { "name": "cmdb", "description": "The CMDB: configuration items, their types and relationships, impact analysis." },
             { "name": "health", "description": "Liveness and readiness probes." },
             { "name": "meta", "description": "This document." },
         ],
@@ -1407,6 +1884,26 @@ fn operation(op: &Op, access: Access) -> Value {
         Query::SlaTimers => params.extend(sla_timer_query_params()),
         Query::AuditEvents => params.extend(audit_query_params(true)),
         Query::SecurityEvents => params.extend(audit_query_params(false)),
+        Query::Cis => params.extend(ci_query_params()),
+        Query::CiRelationships => params.extend(ci_relationship_query_params()),
+        Query::Impact => params.push(json!({
+            "name": "depth",
+            "in": "query",
+            "description": format!(
+                "How many relationships away to look (default {DEFAULT_IMPACT_DEPTH}, at most \
+                 {MAX_IMPACT_DEPTH}; anything else is `422`)."
+            ),
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_IMPACT_DEPTH,
+                "default": DEFAULT_IMPACT_DEPTH,
+            },
+        })),
+        Query::AnalyticsFilters => params.extend(analytics_query_params(false, false)),
+        Query::AnalyticsRange => params.extend(analytics_query_params(true, false)),
+        Query::AnalyticsTrends => params.extend(analytics_query_params(true, true)),
+        Query::Deliveries => params.extend(bus::delivery_query_params()),
         Query::AsOf => params.push(json!({
             "name": "as_of",
             "in": "query",
@@ -1546,6 +2043,7 @@ fn undocumented(method: &Method, route: &str, access: Access) -> Value {
 fn param_description(name: &str) -> &'static str {
     match name {
         "aid" => "The attachment's id",
+        "rel_id" => "The relationship's id",
         _ => "The object's id",
     }
 }
@@ -1595,6 +2093,51 @@ fn sla_timer_query_params() -> Vec<Value> {
     params
 }
 
+/// The query parameters of the analytics endpoints.
+fn analytics_query_params(range: bool, trends: bool) -> Vec<Value> {
+    let param = |name: &str, schema: Value, description: &str| json!({ "name": name, "in": "query", "description": description, "schema": schema });
+    let mut params = Vec::new();
+    if range {
+        params.push(param(
+            "from",
+            timestamp("An instant."),
+            "Start of the range (inclusive, RFC 3339). Default: `to` minus 30 days. After `to`: `422`.",
+        ));
+        params.push(param(
+            "to",
+            timestamp("An instant."),
+            "End of the range (exclusive, RFC 3339). Default: now.",
+        ));
+    }
+    if trends {
+        params.push(param(
+            "bucket",
+            json!({
+                "type": "string",
+                "enum": eventdesk_projections::queries::analytics::Bucket::NAMES,
+                "default": "day",
+            }),
+            "Bucket size, in local time of `tz`.",
+        ));
+        params.push(param(
+            "tz",
+            json!({ "type": "string", "default": "UTC" }),
+            "IANA time zone of the buckets, e.g. `Europe/Berlin`, `Asia/Kolkata`.",
+        ));
+    }
+    params.push(param(
+        "team_id",
+        uuid("A team."),
+        "Only incidents of this team.",
+    ));
+    params.push(param(
+        "category_id",
+        uuid("A category."),
+        "Only incidents of this category.",
+    ));
+    params
+}
+
 fn audit_query_params(whole_log: bool) -> Vec<Value> {
     let param = |name: &str, schema: Value, description: &str| json!({ "name": name, "in": "query", "description": description, "schema": schema });
     let mut params = Vec::new();
@@ -1608,7 +2151,8 @@ fn audit_query_params(whole_log: bool) -> Vec<Value> {
             "stream_type",
             string("A stream type."),
             "Only streams of this type: `incident`, `user`, `team`, `category`, `role`, \
-             `tenant`, `sla_calendar`, `sla_policy`, `security`.",
+             `tenant`, `sla_calendar`, `sla_policy`, `ci`, `ci_type`, `ci_relationship`, \
+             `security`.",
         ));
     }
     params.extend([
@@ -1628,6 +2172,62 @@ fn audit_query_params(whole_log: bool) -> Vec<Value> {
     ]);
     params.extend(paging_params());
     params
+}
+
+fn ci_query_params() -> Vec<Value> {
+    let mut v = vec![
+        json!({
+            "name": "type",
+            "in": "query",
+            "style": "form",
+            "explode": true,
+            "description": "Only CIs of any of these types (repeat for OR): a built-in key or a custom type's.",
+            "schema": { "type": "array", "items": { "type": "string" } },
+        }),
+        json!({
+            "name": "status",
+            "in": "query",
+            "style": "form",
+            "explode": true,
+            "description": "Only CIs with any of these statuses (repeat for OR).",
+            "schema": { "type": "array", "items": schema_ref("CiStatus") },
+        }),
+        json!({
+            "name": "owner_team_id",
+            "in": "query",
+            "description": "Only CIs owned by this team.",
+            "schema": { "type": "string", "format": "uuid" },
+        }),
+        json!({
+            "name": "q",
+            "in": "query",
+            "description": "Case-insensitive substring of the name.",
+            "schema": { "type": "string", "maxLength": 200 },
+        }),
+    ];
+    v.extend(paging_params());
+    v
+}
+
+fn ci_relationship_query_params() -> Vec<Value> {
+    let mut v = vec![
+        json!({
+            "name": "direction",
+            "in": "query",
+            "description": "Only `outgoing` (the CI is the source) or `incoming` (the CI is the target) relationships.",
+            "schema": { "type": "string", "enum": Direction::NAMES },
+        }),
+        json!({
+            "name": "type",
+            "in": "query",
+            "style": "form",
+            "explode": true,
+            "description": "Only relationships of any of these types (repeat for OR).",
+            "schema": { "type": "array", "items": { "type": "string" } },
+        }),
+    ];
+    v.extend(paging_params());
+    v
 }
 
 fn paging_params() -> Vec<Value> {
@@ -1666,6 +2266,7 @@ fn incident_query_params() -> Vec<Value> {
         id("team_id", "Only incidents routed to this team."),
         id("category_id", "Only incidents in this category."),
         id("reporter_id", "Only incidents reported by this user."),
+        id("ci_id", "Only incidents affecting this configuration item."),
         json!({
             "name": "created_after",
             "in": "query",
@@ -2018,6 +2619,10 @@ fn incident_list_item_fields() -> Vec<Field> {
             nullable(reference("NamedRef", "The assignment group.")),
         ),
         req("category", nullable(reference("NamedRef", "The category."))),
+        req(
+            "ci_id",
+            nullable(uuid("The configuration item it affects (CMDB).")),
+        ),
         req(
             "hold_reason",
             nullable(reference(
@@ -2570,6 +3175,10 @@ fn schemas() -> Map<String, Value> {
                 opt("category_id", uuid("A category of the tenant.")),
                 opt("team_id", uuid("The assignment group.")),
                 opt("assignee_id", uuid("The assigned person.")),
+                opt(
+                    "ci_id",
+                    uuid("The configuration item it affects (a CI of the tenant)."),
+                ),
             ],
         ),
     );
@@ -2599,6 +3208,10 @@ fn schemas() -> Map<String, Value> {
                 opt("assignee_id", uuid("Assign to this user.")),
                 opt("team_id", uuid("Route to this team.")),
                 opt("category_id", nullable(uuid("Category; `null` clears it."))),
+                opt(
+                    "ci_id",
+                    nullable(uuid("The affected configuration item; `null` clears it.")),
+                ),
                 opt(
                     "resolution",
                     text(
@@ -3426,6 +4039,354 @@ fn schemas() -> Map<String, Value> {
         ),
     );
 
+    // CMDB (ADR 0017).
+    add(
+        "CiStatus",
+        enumeration(
+            CiStatus::NAMES.iter().copied(),
+            "Lifecycle status of a configuration item (`retired` is final).",
+        ),
+    );
+    let type_key = |description: &str| {
+        json!({
+            "type": "string",
+            "pattern": "^[a-z][a-z0-9_]{1,62}$",
+            "description": description,
+        })
+    };
+    add(
+        "AttributeSpec",
+        object(
+            "How one attribute is checked.",
+            vec![
+                req(
+                    "type",
+                    enumeration(
+                        AttributeKind::NAMES.iter().copied(),
+                        "The attribute's type.",
+                    ),
+                ),
+                req(
+                    "required",
+                    boolean("Whether every CI of the type must have it."),
+                ),
+                opt(
+                    "values",
+                    array(string("A value."), "The allowed values (`enum` only)."),
+                ),
+            ],
+        ),
+    );
+    let ci_fields = || {
+        vec![
+            req("id", uuid("Id.")),
+            req(
+                "type",
+                string(&format!(
+                    "The type's key: built-in ({}) or a custom type's.",
+                    BuiltinCiType::NAMES.join(", ")
+                )),
+            ),
+            req("name", string("Name.")),
+            req("description", nullable(string("Description."))),
+            req("status", reference("CiStatus", "Status.")),
+            req(
+                "attributes",
+                json!({ "type": "object", "description": "The attributes, validated against the type's schema." }),
+            ),
+            req(
+                "owner_team",
+                nullable(reference("NamedRef", "The team that owns it.")),
+            ),
+            req("created_at", timestamp("Registered.")),
+            req("created_by", reference("Actor", "Who registered it.")),
+            req("updated_at", timestamp("Last change.")),
+            req("updated_by", reference("Actor", "Who changed it last.")),
+            req("retired_at", nullable(timestamp("When it was retired."))),
+            req(
+                "version",
+                int64("Version of the CI (its `ETag` is `\"<version>\"`)."),
+            ),
+        ]
+    };
+    add("Ci", object("A configuration item.", ci_fields()));
+    add("CiPage", page_of("Ci"));
+    add(
+        "CiCreate",
+        request(
+            "A new configuration item.",
+            vec![
+                req(
+                    "type",
+                    type_key("A built-in type's key or one of the tenant's custom types'."),
+                ),
+                req("name", text(1, CiName::MAX_CHARS, "One line.")),
+                opt(
+                    "description",
+                    text(0, Description::MAX_CHARS, "Description."),
+                ),
+                opt(
+                    "attributes",
+                    json!({ "type": "object", "description": "Attribute name → value, as the type's schema says (default none)." }),
+                ),
+                opt("owner_team_id", uuid("A team of the tenant.")),
+                opt(
+                    "status",
+                    reference("CiStatus", "Default `active`; `retired` is refused."),
+                ),
+            ],
+        ),
+    );
+    add(
+        "CiUpdate",
+        request(
+            "Changes to a configuration item; absent fields are kept.",
+            vec![
+                opt("name", text(1, CiName::MAX_CHARS, "One line.")),
+                opt(
+                    "description",
+                    nullable(text(
+                        0,
+                        Description::MAX_CHARS,
+                        "Description; `null` clears it.",
+                    )),
+                ),
+                opt(
+                    "attributes",
+                    json!({ "type": "object", "description": "Replaces the whole attribute object (validated again)." }),
+                ),
+                opt(
+                    "owner_team_id",
+                    nullable(uuid("Owner team; `null` clears it.")),
+                ),
+                opt(
+                    "status",
+                    reference(
+                        "CiStatus",
+                        "`planned`, `active` or `maintenance` (`retired` only by the retire action).",
+                    ),
+                ),
+            ],
+        ),
+    );
+    add(
+        "CiType",
+        object(
+            "A CI type: built in, or one of the tenant's.",
+            vec![
+                req("id", nullable(uuid("Id (custom types only)."))),
+                req("key", string("What CIs name as their `type`.")),
+                req("name", string("Display name.")),
+                req("description", nullable(string("Description."))),
+                req("builtin", boolean("Whether it is a built-in type.")),
+                req(
+                    "attributes",
+                    json!({
+                        "type": "object",
+                        "description": "The schema: attribute name → spec.",
+                        "additionalProperties": schema_ref("AttributeSpec"),
+                    }),
+                ),
+                req(
+                    "created_at",
+                    nullable(timestamp("Defined (custom types only).")),
+                ),
+                req(
+                    "updated_at",
+                    nullable(timestamp("Last change (custom types only).")),
+                ),
+                req(
+                    "version",
+                    int64("Version (its `ETag`; 0 for a built-in type)."),
+                ),
+            ],
+        ),
+    );
+    add("CiTypePage", page_of("CiType"));
+    add(
+        "CiTypeCreate",
+        request(
+            "A custom CI type.",
+            vec![
+                req(
+                    "key",
+                    type_key(
+                        "2 to 63 characters of a-z, 0-9 and _, starting with a letter; not a \
+                         built-in type's.",
+                    ),
+                ),
+                req("name", text(1, CiName::MAX_CHARS, "Display name.")),
+                opt(
+                    "description",
+                    text(0, Description::MAX_CHARS, "Description."),
+                ),
+                opt(
+                    "attributes",
+                    json!({
+                        "type": "object",
+                        "description": "Attribute name → `{type, required, values}` (default: no attributes). `type` is string, integer, number, boolean, ip, url or enum (with `values`); `enum[a,b]` is shorthand.",
+                    }),
+                ),
+            ],
+        ),
+    );
+    add(
+        "CiRef",
+        object(
+            "A configuration item embedded in another object.",
+            vec![
+                req("id", uuid("Id.")),
+                req("name", string("Name.")),
+                req("type", string("Type key.")),
+                req("status", reference("CiStatus", "Status.")),
+            ],
+        ),
+    );
+    add(
+        "CiRelationship",
+        object(
+            "A relationship, as listed for one of its CIs.",
+            vec![
+                req("id", uuid("Id.")),
+                req(
+                    "type",
+                    string("`depends_on`, `runs_on`, `connected_to` or a custom type."),
+                ),
+                req(
+                    "direction",
+                    enumeration(
+                        Direction::NAMES.iter().copied(),
+                        "`outgoing`: the listed CI is the source; `incoming`: the target.",
+                    ),
+                ),
+                req("source_id", uuid("The source CI (`source type target`).")),
+                req("target_id", uuid("The target CI.")),
+                req("related", reference("CiRef", "The CI at the other end.")),
+                req("created_at", timestamp("Created.")),
+                req("created_by", reference("Actor", "Who created it.")),
+            ],
+        ),
+    );
+    add("CiRelationshipPage", page_of("CiRelationship"));
+    add(
+        "CiRelationshipCreate",
+        request(
+            "A relationship from the CI of the path to `target_id`.",
+            vec![
+                req("target_id", uuid("A CI of the tenant.")),
+                req(
+                    "type",
+                    type_key("`depends_on`, `runs_on`, `connected_to` or a custom type."),
+                ),
+            ],
+        ),
+    );
+    add(
+        "ImpactIncident",
+        object(
+            "An open incident on an affected CI.",
+            vec![
+                req("id", uuid("Id.")),
+                req("incident_number", string("Its number, e.g. `INC000123`.")),
+                req("title", string("Title.")),
+                req("status", reference("IncidentStatus", "An open status.")),
+                req("priority", reference("Priority", "Priority.")),
+            ],
+        ),
+    );
+    let scheduled = || {
+        array(
+            json!({ "type": "object", "description": "A scheduled change (reserved)." }),
+            "Scheduled changes on the CI: always empty until changes exist.",
+        )
+    };
+    add(
+        "ImpactedCi",
+        object(
+            "A CI affected by the failure.",
+            vec![
+                req("id", uuid("Id.")),
+                req("name", string("Name.")),
+                req("type", string("Type key.")),
+                req("status", reference("CiStatus", "Status.")),
+                req(
+                    "depth",
+                    unsigned("Relationships away from the failed CI (1: directly)."),
+                ),
+                req(
+                    "path",
+                    array(
+                        uuid("A CI id."),
+                        "A shortest path from the failed CI to this one, both included.",
+                    ),
+                ),
+                req(
+                    "relationship",
+                    string("The type of the path's last relationship (`depends_on` or `runs_on`)."),
+                ),
+                req(
+                    "open_incidents",
+                    array(schema_ref("ImpactIncident"), "Its open incidents."),
+                ),
+                req("scheduled_changes", scheduled()),
+            ],
+        ),
+    );
+    add(
+        "ImpactSummary",
+        object(
+            "Counts of an impact analysis.",
+            vec![
+                req(
+                    "affected_cis",
+                    unsigned("Affected CIs (the failed one not counted)."),
+                ),
+                req(
+                    "affected_services",
+                    unsigned("Affected CIs of type `service`."),
+                ),
+                req(
+                    "open_incidents",
+                    unsigned("Open incidents on the failed and the affected CIs."),
+                ),
+                req(
+                    "scheduled_changes",
+                    unsigned("Scheduled changes on them (0 until changes exist)."),
+                ),
+            ],
+        ),
+    );
+    add(
+        "CiImpact",
+        object(
+            "What is affected if a configuration item fails.",
+            vec![
+                req("ci", reference("CiRef", "The failed CI.")),
+                req("depth", unsigned("The depth limit applied.")),
+                req(
+                    "more_beyond_depth",
+                    boolean("Whether CIs beyond the depth limit are affected too."),
+                ),
+                req(
+                    "open_incidents",
+                    array(
+                        schema_ref("ImpactIncident"),
+                        "The failed CI's own open incidents.",
+                    ),
+                ),
+                req("scheduled_changes", scheduled()),
+                req(
+                    "affected",
+                    array(
+                        schema_ref("ImpactedCi"),
+                        "The affected CIs, nearest first, then by name.",
+                    ),
+                ),
+                req("summary", reference("ImpactSummary", "Counts.")),
+            ],
+        ),
+    );
+
     // API keys.
     let api_key_fields = || {
         vec![
@@ -3498,6 +4459,9 @@ fn schemas() -> Map<String, Value> {
         ),
     );
 
+    // The integration bus (ADR 0016).
+    bus::add_schemas(&mut add);
+
     // Health and meta.
     add(
         "Health",
@@ -3523,7 +4487,470 @@ fn schemas() -> Map<String, Value> {
         "OpenApiDocument",
         json!({ "type": "object", "description": "An OpenAPI 3.1 document." }),
     );
+    for (name, v) in analytics_schemas() {
+        s.insert(name.to_owned(), v);
+    }
     s
+}
+
+/// A number (`mean`, `median`, `percent`), or `null` when there is nothing to average.
+fn maybe_number(description: &str) -> Value {
+    json!({ "type": ["number", "null"], "description": description })
+}
+
+/// The schemas of `GET /api/v1/analytics/…` (ADR 0015).
+fn analytics_schemas() -> Vec<(&'static str, Value)> {
+    let priority = || reference("Priority", "The priority.");
+    let team = || nullable(uuid("The team (`null`: incidents without a team)."));
+    let count = |d: &str| int64(d);
+    let stats = || reference("AnalyticsDurationStats", "Figures.");
+    let compliance_fields = || {
+        vec![
+            req("completed", count("Timers completed in the range.")),
+            req("met", count("Of those, within their target.")),
+            req("breached", count("Of those, past their target.")),
+            req(
+                "compliance_percent",
+                maybe_number("`met / completed × 100`; `null` when none completed."),
+            ),
+        ]
+    };
+    let with = |first: Field, rest: Vec<Field>| {
+        let mut v = vec![first];
+        v.extend(rest);
+        v
+    };
+    vec![
+        (
+            "AnalyticsStatusCount",
+            object(
+                "Open incidents in one status.",
+                vec![
+                    req("status", reference("IncidentStatus", "An open status.")),
+                    req("count", count("Open incidents in it.")),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsPriorityCount",
+            object(
+                "Open incidents of one priority.",
+                vec![
+                    req("priority", priority()),
+                    req("count", count("The count.")),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsTeamCount",
+            object(
+                "Open incidents of one team.",
+                vec![req("team_id", team()), req("count", count("The count."))],
+            ),
+        ),
+        (
+            "AnalyticsCategoryCount",
+            object(
+                "Open incidents of one category.",
+                vec![
+                    req(
+                        "category_id",
+                        nullable(uuid("The category (`null`: incidents without one).")),
+                    ),
+                    req("count", count("The count.")),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsSummary",
+            object(
+                "The open incidents now.",
+                vec![
+                    req(
+                        "total_open",
+                        count("Open incidents (new, assigned, in progress, on hold)."),
+                    ),
+                    req(
+                        "critical_open",
+                        count("Open incidents of priority critical."),
+                    ),
+                    req("unassigned", count("Open incidents without an assignee.")),
+                    req(
+                        "by_status",
+                        array(
+                            schema_ref("AnalyticsStatusCount"),
+                            "Every open status, zeros included.",
+                        ),
+                    ),
+                    req(
+                        "by_priority",
+                        array(
+                            schema_ref("AnalyticsPriorityCount"),
+                            "Every priority, most severe first.",
+                        ),
+                    ),
+                    req(
+                        "by_team",
+                        array(
+                            schema_ref("AnalyticsTeamCount"),
+                            "Teams with open incidents, largest first.",
+                        ),
+                    ),
+                    req(
+                        "by_category",
+                        array(
+                            schema_ref("AnalyticsCategoryCount"),
+                            "Categories with open incidents, largest first.",
+                        ),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsTrendPoint",
+            object(
+                "The flows of one bucket.",
+                vec![
+                    req(
+                        "start",
+                        timestamp("Bucket start, local time with its offset."),
+                    ),
+                    req(
+                        "end",
+                        timestamp("Bucket end (exclusive), local time with its offset."),
+                    ),
+                    req("created", count("Incidents created.")),
+                    req("resolved", count("Resolutions (again after a reopen).")),
+                    req("closed", count("Incidents closed.")),
+                    req("reopened", count("Reopens.")),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsTrendTotals",
+            object(
+                "Sums over the buckets.",
+                vec![
+                    req("created", count("Incidents created.")),
+                    req("resolved", count("Resolutions.")),
+                    req("closed", count("Incidents closed.")),
+                    req("reopened", count("Reopens.")),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsTrends",
+            object(
+                "Flows per bucket of local time.",
+                vec![
+                    req(
+                        "bucket",
+                        enumeration(
+                            eventdesk_projections::queries::analytics::Bucket::NAMES
+                                .iter()
+                                .copied(),
+                            "The bucket size.",
+                        ),
+                    ),
+                    req("tz", string("The IANA zone of the buckets.")),
+                    req("from", timestamp("The requested range start.")),
+                    req("to", timestamp("The requested range end.")),
+                    req(
+                        "data",
+                        array(
+                            schema_ref("AnalyticsTrendPoint"),
+                            "One point per bucket, oldest first (whole buckets).",
+                        ),
+                    ),
+                    req(
+                        "totals",
+                        reference("AnalyticsTrendTotals", "Sums over `data`."),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsDurationStats",
+            object(
+                "Count, mean and median of a set of durations, in seconds.",
+                vec![
+                    req("count", count("Samples.")),
+                    req(
+                        "mean_seconds",
+                        maybe_number("Mean; `null` without samples."),
+                    ),
+                    req(
+                        "median_seconds",
+                        maybe_number(
+                            "Median (mean of the two middle values for an even count); `null` \
+                             without samples.",
+                        ),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsDurationFigures",
+            object(
+                "Wall-clock and business-time figures.",
+                vec![req("wall", stats()), req("business", stats())],
+            ),
+        ),
+        (
+            "AnalyticsPriorityDurations",
+            object(
+                "The figures of one priority.",
+                vec![
+                    req("priority", priority()),
+                    req("wall", stats()),
+                    req("business", stats()),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsTeamDurations",
+            object(
+                "The figures of one team.",
+                vec![
+                    req("team_id", team()),
+                    req("wall", stats()),
+                    req("business", stats()),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsDurations",
+            object(
+                "Time to resolve (`mttr`) or to respond (`mtta`).",
+                vec![
+                    req(
+                        "metric",
+                        enumeration(["resolution", "response"], "Which duration."),
+                    ),
+                    req(
+                        "from",
+                        timestamp("Samples taken at or after this instant …"),
+                    ),
+                    req("to", timestamp("… and before this one.")),
+                    req(
+                        "overall",
+                        reference("AnalyticsDurationFigures", "All samples."),
+                    ),
+                    req(
+                        "by_priority",
+                        array(
+                            schema_ref("AnalyticsPriorityDurations"),
+                            "Every priority, most severe first.",
+                        ),
+                    ),
+                    req(
+                        "by_team",
+                        array(schema_ref("AnalyticsTeamDurations"), "Teams with samples."),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsComplianceFigures",
+            object("Compliance of completed timers.", compliance_fields()),
+        ),
+        (
+            "AnalyticsPriorityCompliance",
+            object(
+                "Compliance of one priority.",
+                with(req("priority", priority()), compliance_fields()),
+            ),
+        ),
+        (
+            "AnalyticsTeamCompliance",
+            object(
+                "Compliance of one team.",
+                with(req("team_id", team()), compliance_fields()),
+            ),
+        ),
+        (
+            "AnalyticsCompliance",
+            object(
+                "Compliance of one metric.",
+                vec![
+                    req(
+                        "overall",
+                        reference("AnalyticsComplianceFigures", "All completed timers."),
+                    ),
+                    req(
+                        "by_priority",
+                        array(
+                            schema_ref("AnalyticsPriorityCompliance"),
+                            "Every priority, most severe first.",
+                        ),
+                    ),
+                    req(
+                        "by_team",
+                        array(
+                            schema_ref("AnalyticsTeamCompliance"),
+                            "Teams with completed timers.",
+                        ),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsPriorityBreaches",
+            object(
+                "Breached completions of one priority.",
+                vec![
+                    req("priority", priority()),
+                    req("response", count("Response timers completed past target.")),
+                    req(
+                        "resolution",
+                        count("Resolution timers completed past target."),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsCurrentTimers",
+            object(
+                "Running timers of one metric now.",
+                vec![
+                    req(
+                        "at_risk",
+                        count("Running, 75 % warning recorded, not breached."),
+                    ),
+                    req("breached", count("Running or paused, breached.")),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsCurrentSla",
+            object(
+                "Running timers now.",
+                vec![
+                    req(
+                        "response",
+                        reference("AnalyticsCurrentTimers", "Response timers."),
+                    ),
+                    req(
+                        "resolution",
+                        reference("AnalyticsCurrentTimers", "Resolution timers."),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsSla",
+            object(
+                "SLA compliance and timers at risk.",
+                vec![
+                    req(
+                        "from",
+                        timestamp("Timers completed at or after this instant …"),
+                    ),
+                    req("to", timestamp("… and before this one.")),
+                    req(
+                        "response",
+                        reference("AnalyticsCompliance", "Response compliance."),
+                    ),
+                    req(
+                        "resolution",
+                        reference("AnalyticsCompliance", "Resolution compliance."),
+                    ),
+                    req(
+                        "breaches_by_priority",
+                        array(
+                            schema_ref("AnalyticsPriorityBreaches"),
+                            "Breached completions per priority, most severe first.",
+                        ),
+                    ),
+                    req(
+                        "current",
+                        reference("AnalyticsCurrentSla", "Running timers now."),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsAgingBucket",
+            object(
+                "Open incidents of one age range.",
+                vec![
+                    req(
+                        "bucket",
+                        enumeration(
+                            eventdesk_projections::queries::analytics::AGING_BUCKETS
+                                .iter()
+                                .map(|b| b.0),
+                            "The age range.",
+                        ),
+                    ),
+                    req(
+                        "min_age_days",
+                        count("Lower bound of the age in days (inclusive)."),
+                    ),
+                    req(
+                        "max_age_days",
+                        nullable(int64("Upper bound in days (exclusive); `null`: none.")),
+                    ),
+                    req("count", count("Open incidents of that age.")),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsReopenRate",
+            object(
+                "Reopens among the incidents ever resolved.",
+                vec![
+                    req(
+                        "resolved_incidents",
+                        count("Incidents resolved at least once."),
+                    ),
+                    req(
+                        "reopened_incidents",
+                        count("Of those, reopened at least once."),
+                    ),
+                    req(
+                        "rate_percent",
+                        maybe_number("`reopened / resolved × 100`; `null` when none resolved."),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsWorkload",
+            object(
+                "Open incidents assigned to one agent.",
+                vec![
+                    req("assignee_id", uuid("The agent.")),
+                    req("open", count("Open incidents assigned to them.")),
+                ],
+            ),
+        ),
+        (
+            "AnalyticsBacklog",
+            object(
+                "The backlog now.",
+                vec![
+                    req("as_of", timestamp("The instant ages are measured at.")),
+                    req("open_total", count("Open incidents.")),
+                    req(
+                        "aging",
+                        array(
+                            schema_ref("AnalyticsAgingBucket"),
+                            "By age, youngest first.",
+                        ),
+                    ),
+                    req("reopen", reference("AnalyticsReopenRate", "Reopen rate.")),
+                    req(
+                        "workload",
+                        array(
+                            schema_ref("AnalyticsWorkload"),
+                            "Per assignee, busiest first.",
+                        ),
+                    ),
+                ],
+            ),
+        ),
+    ]
 }
 
 #[cfg(test)]
@@ -4333,6 +5760,161 @@ mod tests {
     }
 
     #[test]
+    fn cmdb_schemas_match_the_dtos_and_views() {
+        use crate::routes::cmdb::{CiCreate, CiTypeCreate, CiUpdate, RelationshipCreate};
+        use eventdesk_domain::cmdb::CiStatus;
+        use eventdesk_domain::values::{IncidentStatus, Priority};
+        use eventdesk_domain::{Actor, CiId, CiRelationshipId, CiTypeId, IncidentId, UserId};
+        use eventdesk_projections::queries::cmdb::{
+            CiRef, CiTypeView, CiView, Direction, ImpactIncident, ImpactSummary, ImpactView,
+            ImpactedCi, RelationshipView,
+        };
+        use eventdesk_projections::queries::incidents::NamedRef;
+        let d = doc();
+        check_request::<CiCreate>(&d, "CiCreate");
+        check_request::<CiUpdate>(&d, "CiUpdate");
+        check_request::<CiTypeCreate>(&d, "CiTypeCreate");
+        check_request::<RelationshipCreate>(&d, "CiRelationshipCreate");
+        for body in [r#"{"description":null}"#, r#"{"owner_team_id":null}"#] {
+            crate::extract::parse_strict::<CiUpdate>(body.as_bytes()).unwrap();
+        }
+        for v in schema(&d, "CiStatus")["enum"].as_array().unwrap() {
+            let body = json!({ "status": v }).to_string();
+            crate::extract::parse_strict::<CiUpdate>(body.as_bytes()).unwrap();
+        }
+        let id = |n: u128| uuid::Uuid::from_u128(n);
+        let full = CiView {
+            id: CiId(id(1)),
+            ci_type: "server".into(),
+            name: "web-01".into(),
+            description: Some("Front".into()),
+            status: CiStatus::Retired,
+            attributes: json!({"ip_address": "10.0.0.1"}),
+            owner_team: Some(NamedRef {
+                id: id(2),
+                name: Some("Ops".into()),
+            }),
+            created_at: samples::now(),
+            created_by: Actor::User(UserId(id(3))),
+            updated_at: samples::now(),
+            updated_by: Actor::System,
+            retired_at: Some(samples::now()),
+            version: 3,
+        };
+        let bare = CiView {
+            description: None,
+            status: CiStatus::Active,
+            attributes: json!({}),
+            owner_team: None,
+            retired_at: None,
+            ..full.clone()
+        };
+        let cis = vec![full, bare];
+        check_response(&d, "Ci", &cis);
+        check_response(&d, "CiPage", &samples::page(cis));
+        let builtin = CiTypeView {
+            id: None,
+            key: "database".into(),
+            name: "Database".into(),
+            description: Some("A database.".into()),
+            builtin: true,
+            attributes: serde_json::to_value(
+                eventdesk_domain::cmdb::BuiltinCiType::Database.schema(),
+            )
+            .unwrap(),
+            created_at: None,
+            updated_at: None,
+            version: 0,
+        };
+        let custom = CiTypeView {
+            id: Some(CiTypeId(id(4))),
+            key: "load_balancer".into(),
+            name: "Load balancer".into(),
+            description: None,
+            builtin: false,
+            attributes: json!({}),
+            created_at: Some(samples::now()),
+            updated_at: Some(samples::now()),
+            version: 1,
+        };
+        let specs: Vec<Value> = builtin
+            .attributes
+            .as_object()
+            .unwrap()
+            .values()
+            .cloned()
+            .collect();
+        for spec in &specs {
+            assert_valid(&d, "AttributeSpec", spec);
+        }
+        assert_covered(&d, "AttributeSpec", &specs);
+        let types = vec![builtin, custom];
+        check_response(&d, "CiType", &types);
+        check_response(&d, "CiTypePage", &samples::page(types));
+        let ci_ref = |n: u128| CiRef {
+            id: CiId(id(n)),
+            name: format!("ci {n}"),
+            ci_type: "application".into(),
+            status: CiStatus::Planned,
+        };
+        let rel = RelationshipView {
+            id: CiRelationshipId(id(5)),
+            rel_type: "depends_on".into(),
+            direction: Direction::Outgoing,
+            source_id: CiId(id(1)),
+            target_id: CiId(id(6)),
+            related: ci_ref(6),
+            created_at: samples::now(),
+            created_by: Actor::User(UserId(id(3))),
+        };
+        let incoming = RelationshipView {
+            direction: Direction::Incoming,
+            ..rel.clone()
+        };
+        let rels = vec![rel, incoming];
+        check_response(&d, "CiRelationship", &rels);
+        check_response(&d, "CiRelationshipPage", &samples::page(rels));
+        let incident = ImpactIncident {
+            id: IncidentId(id(7)),
+            incident_number: "INC000007".into(),
+            title: "Checkout fails".into(),
+            status: IncidentStatus::InProgress,
+            priority: Priority::Critical,
+        };
+        let impact = ImpactView {
+            ci: ci_ref(1),
+            depth: 5,
+            more_beyond_depth: true,
+            open_incidents: vec![incident.clone()],
+            scheduled_changes: vec![],
+            affected: vec![ImpactedCi {
+                ci: ci_ref(8),
+                depth: 1,
+                path: vec![CiId(id(1)), CiId(id(8))],
+                relationship: "runs_on".into(),
+                open_incidents: vec![incident],
+                scheduled_changes: vec![],
+            }],
+            summary: ImpactSummary {
+                affected_cis: 1,
+                affected_services: 0,
+                open_incidents: 2,
+                scheduled_changes: 0,
+            },
+        };
+        let v = check_response(&d, "CiImpact", &[impact]);
+        let affected = v[0]["affected"].as_array().cloned().unwrap();
+        assert_covered(&d, "ImpactedCi", &affected);
+        assert_covered(
+            &d,
+            "ImpactIncident",
+            &v[0]["open_incidents"].as_array().cloned().unwrap(),
+        );
+        assert_covered(&d, "CiRef", &[v[0]["ci"].clone()]);
+        assert_covered(&d, "ImpactSummary", &[v[0]["summary"].clone()]);
+    }
+
+    #[test]
     fn paging_parameters_match_list_params() {
         use crate::routes::directory::ListParams;
         let d = doc();
@@ -4462,6 +6044,7 @@ mod tests {
                     id: id(4),
                     name: None,
                 }),
+                ci_id: Some(eventdesk_domain::CiId(id(11))),
                 hold_reason: Some(HoldReason::AwaitingVendor),
                 resolution: Some("Replaced".into()),
                 reopen_count: 1,
@@ -4479,6 +6062,7 @@ mod tests {
                 assignee: None,
                 team: None,
                 category: None,
+                ci_id: None,
                 hold_reason: None,
                 resolution: None,
                 response_due_at: None,
@@ -4737,6 +6321,232 @@ mod tests {
     }
 
     #[test]
+    fn analytics_schemas_match_the_serialised_views() {
+        use eventdesk_projections::queries::analytics as a;
+        let d = doc();
+        let now = chrono::Utc::now();
+        let id = uuid::Uuid::now_v7();
+        let summary = a::Summary {
+            total_open: 3,
+            critical_open: 1,
+            unassigned: 1,
+            by_status: vec![a::StatusCount {
+                status: "new",
+                count: 3,
+            }],
+            by_priority: vec![a::PriorityCount {
+                priority: "critical",
+                count: 1,
+            }],
+            by_team: vec![
+                a::TeamCount {
+                    team_id: Some(id),
+                    count: 2,
+                },
+                a::TeamCount {
+                    team_id: None,
+                    count: 1,
+                },
+            ],
+            by_category: vec![a::CategoryCount {
+                category_id: None,
+                count: 3,
+            }],
+        };
+        let v = check_response(&d, "AnalyticsSummary", &[summary]);
+        let arr = |v: &[Value], k: &str| -> Vec<Value> {
+            v.iter()
+                .flat_map(|x| x[k].as_array().cloned().unwrap_or_default())
+                .collect()
+        };
+        assert_covered(&d, "AnalyticsStatusCount", &arr(&v, "by_status"));
+        assert_covered(&d, "AnalyticsPriorityCount", &arr(&v, "by_priority"));
+        assert_covered(&d, "AnalyticsTeamCount", &arr(&v, "by_team"));
+        assert_covered(&d, "AnalyticsCategoryCount", &arr(&v, "by_category"));
+
+        let stats = |n: i64| a::DurationStats {
+            count: n,
+            mean_seconds: (n > 0).then_some(12.5),
+            median_seconds: (n > 0).then_some(10.0),
+        };
+        let durations = a::DurationReport {
+            metric: "resolution",
+            from: now,
+            to: now,
+            overall: a::DurationFigures {
+                wall: stats(2),
+                business: stats(0),
+            },
+            by_priority: vec![a::PriorityDurations {
+                priority: "high",
+                wall: stats(2),
+                business: stats(1),
+            }],
+            by_team: vec![a::TeamDurations {
+                team_id: Some(id),
+                wall: stats(1),
+                business: stats(0),
+            }],
+        };
+        let v = check_response(&d, "AnalyticsDurations", &[durations]);
+        assert_covered(
+            &d,
+            "AnalyticsDurationFigures",
+            &v.iter().map(|x| x["overall"].clone()).collect::<Vec<_>>(),
+        );
+        assert_covered(&d, "AnalyticsPriorityDurations", &arr(&v, "by_priority"));
+        assert_covered(&d, "AnalyticsTeamDurations", &arr(&v, "by_team"));
+        assert_covered(
+            &d,
+            "AnalyticsDurationStats",
+            &v.iter()
+                .map(|x| x["overall"]["wall"].clone())
+                .collect::<Vec<_>>(),
+        );
+
+        let trends = a::Trends {
+            bucket: "day",
+            tz: "Asia/Kolkata",
+            from: now,
+            to: now,
+            data: vec![a::TrendPoint {
+                start: "2026-03-01T00:00:00+05:30".into(),
+                end: "2026-03-02T00:00:00+05:30".into(),
+                created: 2,
+                resolved: 1,
+                closed: 1,
+                reopened: 0,
+            }],
+            totals: a::TrendTotals {
+                created: 2,
+                resolved: 1,
+                closed: 1,
+                reopened: 0,
+            },
+        };
+        let v = check_response(&d, "AnalyticsTrends", &[trends]);
+        assert_covered(&d, "AnalyticsTrendPoint", &arr(&v, "data"));
+        assert_covered(
+            &d,
+            "AnalyticsTrendTotals",
+            &v.iter().map(|x| x["totals"].clone()).collect::<Vec<_>>(),
+        );
+
+        let figures = |completed: i64, breached: i64| a::ComplianceFigures {
+            completed,
+            met: completed - breached,
+            breached,
+            compliance_percent: (completed > 0)
+                .then(|| (completed - breached) as f64 * 100.0 / completed as f64),
+        };
+        let compliance = || a::Compliance {
+            overall: figures(3, 1),
+            by_priority: vec![
+                a::PriorityCompliance {
+                    priority: "critical",
+                    completed: 0,
+                    met: 0,
+                    breached: 0,
+                    compliance_percent: None,
+                },
+                a::PriorityCompliance {
+                    priority: "high",
+                    completed: 3,
+                    met: 2,
+                    breached: 1,
+                    compliance_percent: Some(66.6),
+                },
+            ],
+            by_team: vec![a::TeamCompliance {
+                team_id: None,
+                completed: 3,
+                met: 2,
+                breached: 1,
+                compliance_percent: Some(66.6),
+            }],
+        };
+        let sla = a::SlaReport {
+            from: now,
+            to: now,
+            response: compliance(),
+            resolution: compliance(),
+            breaches_by_priority: vec![a::PriorityBreaches {
+                priority: "high",
+                response: 1,
+                resolution: 0,
+            }],
+            current: a::CurrentSla {
+                response: a::CurrentTimers {
+                    at_risk: 1,
+                    breached: 0,
+                },
+                resolution: a::CurrentTimers::default(),
+            },
+        };
+        let v = check_response(&d, "AnalyticsSla", &[sla]);
+        let field = |k: &str| v.iter().map(|x| x[k].clone()).collect::<Vec<_>>();
+        assert_covered(&d, "AnalyticsCompliance", &field("response"));
+        assert_covered(
+            &d,
+            "AnalyticsComplianceFigures",
+            &v.iter()
+                .map(|x| x["response"]["overall"].clone())
+                .collect::<Vec<_>>(),
+        );
+        let resp = field("response");
+        assert_covered(
+            &d,
+            "AnalyticsPriorityCompliance",
+            &arr(&resp, "by_priority"),
+        );
+        assert_covered(&d, "AnalyticsTeamCompliance", &arr(&resp, "by_team"));
+        assert_covered(
+            &d,
+            "AnalyticsPriorityBreaches",
+            &arr(&v, "breaches_by_priority"),
+        );
+        assert_covered(&d, "AnalyticsCurrentSla", &field("current"));
+        assert_covered(
+            &d,
+            "AnalyticsCurrentTimers",
+            &v.iter()
+                .map(|x| x["current"]["response"].clone())
+                .collect::<Vec<_>>(),
+        );
+
+        let backlog = a::Backlog {
+            as_of: now,
+            open_total: 4,
+            aging: a::AGING_BUCKETS
+                .iter()
+                .map(|(bucket, min, max)| a::AgingBucket {
+                    bucket,
+                    min_age_days: *min,
+                    max_age_days: *max,
+                    count: 1,
+                })
+                .collect(),
+            reopen: a::ReopenRate {
+                resolved_incidents: 2,
+                reopened_incidents: 1,
+                rate_percent: Some(50.0),
+            },
+            workload: vec![a::Workload {
+                assignee_id: id,
+                open: 2,
+            }],
+        };
+        let v = check_response(&d, "AnalyticsBacklog", &[backlog]);
+        assert_covered(&d, "AnalyticsAgingBucket", &arr(&v, "aging"));
+        assert_covered(
+            &d,
+            "AnalyticsReopenRate",
+            &v.iter().map(|x| x["reopen"].clone()).collect::<Vec<_>>(),
+        );
+        assert_covered(&d, "AnalyticsWorkload", &arr(&v, "workload"));
+    }
+
+    #[test]
     fn api_key_schemas_match_the_store_type() {
         use eventdesk_auth::store::ApiKeySummary;
         let d = doc();
@@ -4770,6 +6580,163 @@ mod tests {
         }
         assert_covered(&d, "ApiKeyCreated", &created);
         assert_valid(&d, "ApiKeyList", &json!({ "data": values }));
+    }
+
+    #[test]
+    fn integration_bus_schemas_match_the_dtos_and_views() {
+        use crate::routes::integrations::{JiraPut, JiraView, SlackPut, SlackView};
+        use crate::routes::webhooks::{DeliveryParams, SecretRotate, WebhookCreate, WebhookUpdate};
+        use eventdesk_bus::model::{
+            AttemptView, DeliveryView, IntegrationRow, JiraSettings, JiraTrigger, SlackSettings,
+            WebhookView,
+        };
+        fn row<S>(settings: S) -> IntegrationRow<S> {
+            IntegrationRow {
+                tenant_id: uuid::Uuid::from_u128(9),
+                enabled: true,
+                settings,
+                credentials_enc: Some("v1:sealed".into()),
+                created_at: samples::now(),
+                updated_at: samples::now(),
+            }
+        }
+        let d = doc();
+        check_request::<WebhookCreate>(&d, "WebhookCreate");
+        check_request::<WebhookUpdate>(&d, "WebhookUpdate");
+        check_request::<SecretRotate>(&d, "WebhookSecretRotate");
+        check_request::<SlackPut>(&d, "SlackIntegrationUpdate");
+        check_request::<JiraPut>(&d, "JiraIntegrationUpdate");
+        crate::extract::parse_strict::<WebhookUpdate>(br#"{"description":null}"#).unwrap();
+        crate::extract::parse_strict::<SlackPut>(br#"{"enabled":false,"daily_summary_time":null}"#)
+            .unwrap();
+        let params = bus::delivery_query_params();
+        let names: BTreeSet<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, fields_of::<DeliveryParams>());
+        for v in schema(&d, "JiraTrigger")["enum"].as_array().unwrap() {
+            assert!(JiraTrigger::ALL.iter().any(|t| t.as_str() == v));
+        }
+
+        let id = uuid::Uuid::from_u128;
+        let full = WebhookView {
+            id: id(1),
+            url: "https://hooks.example.com/x".into(),
+            description: Some("ops".into()),
+            event_types: vec!["*".into()],
+            status: "active".into(),
+            previous_secret_expires_at: Some(samples::now()),
+            created_at: samples::now(),
+            updated_at: samples::now(),
+        };
+        let bare = WebhookView {
+            description: None,
+            event_types: vec!["IncidentCreated".into(), "SlaBreached".into()],
+            previous_secret_expires_at: None,
+            status: "paused".into(),
+            ..full.clone()
+        };
+        let values = check_response(&d, "Webhook", &[full, bare]);
+        let with: Vec<Value> = values
+            .iter()
+            .map(|v| {
+                let mut v = v.clone();
+                v.as_object_mut()
+                    .unwrap()
+                    .insert("secret".into(), json!("whsec_abc"));
+                v
+            })
+            .collect();
+        for v in &with {
+            assert_valid(&d, "WebhookWithSecret", v);
+        }
+        assert_covered(&d, "WebhookWithSecret", &with);
+        assert_valid(&d, "WebhookList", &json!({ "data": values }));
+
+        let failed = AttemptView {
+            attempt: 1,
+            at: samples::now(),
+            status_code: Some(500),
+            latency_ms: 12,
+            error: Some("HTTP 500".into()),
+            outcome: "failed".into(),
+        };
+        let timed_out = AttemptView {
+            attempt: 2,
+            status_code: None,
+            error: Some("timed out after 5000 ms".into()),
+            ..failed.clone()
+        };
+        let dead = DeliveryView {
+            id: id(2),
+            webhook_id: Some(id(1)),
+            event_id: Some(id(3)),
+            event_type: Some("IncidentCreated".into()),
+            status: "dead".into(),
+            attempts: 2,
+            next_attempt_at: Some(samples::now()),
+            last_attempt_at: Some(samples::now()),
+            last_status_code: Some(500),
+            last_error: Some("HTTP 500".into()),
+            last_latency_ms: Some(12),
+            created_at: samples::now(),
+            completed_at: Some(samples::now()),
+            attempt_log: vec![failed, timed_out],
+        };
+        let fresh = DeliveryView {
+            webhook_id: None,
+            event_id: None,
+            event_type: None,
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: None,
+            last_attempt_at: None,
+            last_status_code: None,
+            last_error: None,
+            last_latency_ms: None,
+            completed_at: None,
+            attempt_log: vec![],
+            ..dead.clone()
+        };
+        let values = check_response(&d, "WebhookDelivery", &[dead, fresh]);
+        assert_covered(
+            &d,
+            "WebhookDeliveryAttempt",
+            &values[0]["attempt_log"].as_array().cloned().unwrap(),
+        );
+        assert_valid(&d, "WebhookDeliveryList", &json!({ "data": values }));
+
+        let slack = SlackSettings {
+            daily_summary_time: Some("09:00".into()),
+            time_zone: "Asia/Tokyo".into(),
+            ..SlackSettings::default()
+        };
+        let sv = check_response(
+            &d,
+            "SlackIntegration",
+            &[SlackView::of(Some(&row(slack))), SlackView::of(None)],
+        );
+        let jira = JiraSettings {
+            base_url: "https://acme.atlassian.net".into(),
+            project_key: "OPS".into(),
+            issue_type: "Task".into(),
+            triggers: JiraTrigger::ALL.to_vec(),
+            comment_on_updates: true,
+        };
+        let jv = check_response(
+            &d,
+            "JiraIntegration",
+            &[JiraView::of(Some(&row(jira))), JiraView::of(None)],
+        );
+        assert_valid(
+            &d,
+            "IntegrationList",
+            &json!({ "data": [sv[0].clone(), jv[0].clone()] }),
+        );
+        for v in sv.iter().chain(&jv) {
+            let t = v.to_string();
+            assert!(
+                !t.contains("sealed") && !t.contains("webhook_url") && !t.contains("api_token")
+            );
+        }
     }
 
     #[tokio::test]

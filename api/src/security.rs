@@ -31,6 +31,7 @@ pub async fn record(
         request_id,
         correlation_id: None,
         causation_id: None,
+        test_mode: false,
     };
     let r = state
         .store

@@ -13,8 +13,9 @@
 //! `manage` (administer membership or the resource itself).
 //! Resources: `incident`, `work_note` (internal agent notes), `user`, `team`, `category`,
 //! `tenant_settings`, `role` (custom roles), `api_key`, `audit` (event log), `analytics`, `sla`,
-//! `webhook`, `integration`, `problem`, `change`, `ci` (configuration items), `security`
-//! (security event log), and `tenant` (platform level, see [`PLATFORM`]).
+//! `webhook`, `integration`, `problem`, `change`, `ci` (configuration items and their
+//! relationships), `ci_type` (custom CI types), `security` (security event log), and `tenant`
+//! (platform level, see [`PLATFORM`]).
 //!
 //! | permission | admin | manager | operator | user | viewer |
 //! |---|---|---|---|---|---|
@@ -72,20 +73,23 @@
 //! | `change:write` | ✓ | ✓ |   |   |   |
 //! | `change:assign` | ✓ | ✓ |   |   |   |
 //! | `change:delete` | ✓ | ✓ |   |   |   |
-//! | `ci:read` | ✓ | ✓ |   |   |   |
-//! | `ci:create` | ✓ |   |   |   |   |
-//! | `ci:write` | ✓ |   |   |   |   |
-//! | `ci:delete` | ✓ |   |   |   |   |
+//! | `ci:read` | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | `ci:create` | ✓ | ✓ | ✓ |   |   |
+//! | `ci:write` | ✓ | ✓ | ✓ |   |   |
+//! | `ci:delete` | ✓ | ✓ |   |   |   |
+//! | `ci_type:read` | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | `ci_type:create` | ✓ | ✓ |   |   |   |
 //! | `security:read` | ✓ |   |   |   |   |
 //! | `tenant:manage` |   |   |   |   |   |
 //!
 //! In words: **admin** holds every permission of its tenant; **manager** runs the service desk
-//! (incidents, problems, changes, SLAs, teams, analytics; reads users, roles and settings) but
-//! manages no API keys, roles, users, integrations or categories; **operator** (agent) works
-//! incidents (read, create, write, assign, comment, work notes) and reads users, teams and
-//! categories; **user** (requester) creates, reads and comments on incidents (the API limits
-//! this to their own) and reads categories to pick one; **viewer** reads incidents, analytics,
-//! teams and categories. `tenant:manage` ([`PLATFORM`]) belongs to no tenant role: only the
+//! (incidents, problems, changes, SLAs, teams, analytics; the CMDB: CIs, their retirement and
+//! custom CI types; reads users, roles and settings) but manages no API keys, roles, users,
+//! integrations or categories; **operator** (agent) works incidents (read, create, write,
+//! assign, comment, work notes), registers and updates CIs and their relationships (but does
+//! not retire them), and reads users, teams and categories; **user** (requester) creates,
+//! reads and comments on incidents (the API limits this to their own) and reads categories
+//! and CIs to pick one; **viewer** reads incidents, analytics, teams, categories and the CMDB. `tenant:manage` ([`PLATFORM`]) belongs to no tenant role: only the
 //! platform key that creates tenants holds it.
 
 use crate::error::{AuthError, Result};
@@ -166,8 +170,10 @@ names!(
         Problem => "problem",
         /// Changes.
         Change => "change",
-        /// Configuration items.
+        /// Configuration items (and their relationships).
         Ci => "ci",
+        /// Custom configuration item types (with their attribute schemas).
+        CiType => "ci_type",
         /// The security event log.
         Security => "security",
         /// Tenants themselves (platform level).
@@ -345,10 +351,12 @@ pub const MATRIX: &[(Permission, &[Role])] = &[
     (p(R::Change, Write), &[A, M]),
     (p(R::Change, Assign), &[A, M]),
     (p(R::Change, Delete), &[A, M]),
-    (p(R::Ci, Read), &[A, M]),
-    (p(R::Ci, Create), &[A]),
-    (p(R::Ci, Write), &[A]),
-    (p(R::Ci, Delete), &[A]),
+    (p(R::Ci, Read), &[A, M, O, U, V]),
+    (p(R::Ci, Create), &[A, M, O]),
+    (p(R::Ci, Write), &[A, M, O]),
+    (p(R::Ci, Delete), &[A, M]),
+    (p(R::CiType, Read), &[A, M, O, U, V]),
+    (p(R::CiType, Create), &[A, M]),
     (p(R::Security, Read), &[A]),
     (PLATFORM, &[]),
 ];

@@ -8,7 +8,8 @@ use eventdesk_domain::incident::{IncidentAggregate, IncidentCommand, IncidentErr
 use eventdesk_domain::sla::timer::{SlaRules, follow_up};
 use eventdesk_domain::values::{Description, Impact, IncidentNumber, Priority, Title, Urgency};
 use eventdesk_domain::{
-    Actor, Aggregate, CategoryId, IncidentId, PriorityMatrix, StreamId, TeamId, TenantId, UserId,
+    Actor, Aggregate, CategoryId, CiId, IncidentId, PriorityMatrix, StreamId, TeamId, TenantId,
+    UserId,
 };
 use eventdesk_store::AppendOutcome;
 use eventdesk_store::{EventStore, ExpectedVersion, PgEventStore, StreamRef};
@@ -40,6 +41,8 @@ pub struct NewIncident {
     pub assignee_id: Option<UserId>,
     /// Reporter.
     pub reporter_id: UserId,
+    /// The affected configuration item (the caller checks that it exists in the tenant).
+    pub ci_id: Option<CiId>,
     /// Who logs it.
     pub actor: Actor,
     /// The tenant's SLA policies and calendars (the timers start with the incident).
@@ -74,6 +77,7 @@ impl NewIncident {
             team_id: self.team_id,
             assignee_id: self.assignee_id,
             reporter_id: self.reporter_id,
+            ci_id: self.ci_id,
             actor: self.actor,
         }
     }

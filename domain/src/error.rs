@@ -6,6 +6,7 @@
 //! business-rule rejections → 409 (or 422 for malformed combinations such as
 //! `EmptyAssignment` and `OwnParent`). Each variant's `code()` is a stable machine code.
 
+use crate::cmdb::{CiError, CiTypeError, RelationshipError};
 use crate::directory::{CategoryError, RoleError, TeamError, TenantError, UserError};
 use crate::incident::IncidentError;
 use crate::values::ValidationError;
@@ -34,6 +35,15 @@ pub enum DomainError {
     /// A custom role command was rejected.
     #[error(transparent)]
     Role(#[from] RoleError),
+    /// A configuration item command was rejected.
+    #[error(transparent)]
+    Ci(#[from] CiError),
+    /// A CI type command was rejected.
+    #[error(transparent)]
+    CiType(#[from] CiTypeError),
+    /// A CI relationship command was rejected.
+    #[error(transparent)]
+    Relationship(#[from] RelationshipError),
 }
 
 impl DomainError {
@@ -47,6 +57,9 @@ impl DomainError {
             Self::Team(e) => e.code(),
             Self::Category(e) => e.code(),
             Self::Role(e) => e.code(),
+            Self::Ci(e) => e.code(),
+            Self::CiType(e) => e.code(),
+            Self::Relationship(e) => e.code(),
         }
     }
 
@@ -60,6 +73,9 @@ impl DomainError {
                 | Self::Team(TeamError::NotFound)
                 | Self::Category(CategoryError::NotFound)
                 | Self::Role(RoleError::NotFound)
+                | Self::Ci(CiError::NotFound)
+                | Self::CiType(CiTypeError::NotFound)
+                | Self::Relationship(RelationshipError::NotFound)
         )
     }
 }

@@ -100,3 +100,15 @@ id_type!(
     /// A custom role of one tenant.
     RoleId
 );
+id_type!(
+    /// A configuration item (CMDB).
+    CiId
+);
+id_type!(
+    /// A tenant-defined configuration item type (CMDB).
+    CiTypeId
+);
+id_type!(
+    /// A relationship between two configuration items (CMDB).
+    CiRelationshipId
+);

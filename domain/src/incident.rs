@@ -20,6 +20,7 @@
 //! | `Cancel` | → cancelled | → cancelled | → cancelled | → cancelled | ✗T | ✗T | ✗T |
 //! | `AddWorkNote` | = | = | = | = | = | ✗A | ✗A |
 //! | `AddAttachment` | = | = | = | = | = | ✗A | ✗A |
+//! | `LinkExternal` | = | = | = | = | = | = | = |
 //!
 //! Decisions (where the product spec leaves room):
 //! - **Create keeps `new`** even when it names a team or an assignee: pre-routing at creation
@@ -53,11 +54,18 @@
 //! after the first transition out of `new` (`Assign`, `StartWork`) or the first public work
 //! note whose author acts as an agent (`by_agent`, known to the command layer from the role).
 //! Cancelling a `new` incident is not a response.
+//!
+//! # External links
+//! The integration bus (ADR 0016) records the record it created for an incident in another
+//! system (a Jira issue) with [`IncidentCommand::LinkExternal`], a system action allowed in
+//! every status (the issue may be created after the incident was closed, if the bus lags). One
+//! link per system: linking the same key again emits nothing, another key replaces the link
+//! ([`IncidentExternalLinked::previous_key`]).
 
 use crate::actor::Actor;
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::change::{Change, FieldChange};
-use crate::ids::{AttachmentId, CategoryId, IncidentId, TeamId, UserId, WorkNoteId};
+use crate::ids::{AttachmentId, CategoryId, CiId, IncidentId, TeamId, UserId, WorkNoteId};
 use crate::priority::PriorityMatrix;
 use crate::sla::policy::SlaMetric;
 use crate::sla::timer::{
@@ -65,9 +73,9 @@ use crate::sla::timer::{
     SlaWarningIssued, ThresholdError, record_threshold,
 };
 use crate::values::{
-    ContentType, Description, FileName, HoldReason, Impact, IncidentNumber, IncidentStatus,
-    Priority, ReasonText, ResolutionText, Sha256Hex, Title, Urgency, WorkNoteBody, WorkNoteType,
-    str_enum,
+    ContentType, Description, ExternalKey, ExternalSystem, ExternalUrl, FileName, HoldReason,
+    Impact, IncidentNumber, IncidentStatus, Priority, ReasonText, ResolutionText, Sha256Hex, Title,
+    Urgency, WorkNoteBody, WorkNoteType, str_enum,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -111,13 +119,19 @@ str_enum!(
         RecordSlaThreshold => "record_sla_threshold",
         /// [`IncidentCommand::RefreshSla`] (the system only).
         RefreshSla => "refresh_sla",
+        /// [`IncidentCommand::LinkExternal`] (the integration bus only).
+        LinkExternal => "link_external",
     }
 );
 
 impl IncidentAction {
-    /// Whether only the system issues this action (the SLA clock), never a user.
+    /// Whether only the system issues this action (the SLA clock, the integration bus), never
+    /// a user.
     pub fn is_system(self) -> bool {
-        matches!(self, Self::RecordSlaThreshold | Self::RefreshSla)
+        matches!(
+            self,
+            Self::RecordSlaThreshold | Self::RefreshSla | Self::LinkExternal
+        )
     }
 
     /// The actions a user can take, in declaration order.
@@ -210,7 +224,7 @@ pub fn next_status(
     let invalid = |to| IncidentError::InvalidTransition { from, to };
     match action {
         A::Create => Err(IncidentError::AlreadyExists),
-        A::RecordSlaThreshold | A::RefreshSla => Ok(from),
+        A::RecordSlaThreshold | A::RefreshSla | A::LinkExternal => Ok(from),
         A::Update | A::AddWorkNote | A::AddAttachment => {
             if from.is_final() {
                 Err(not_allowed)
@@ -290,6 +304,8 @@ pub enum IncidentCommand {
         assignee_id: Option<UserId>,
         /// The person affected / who reported it.
         reporter_id: UserId,
+        /// The configuration item it affects (checked to exist by the command layer).
+        ci_id: Option<CiId>,
         /// Who logs it.
         actor: Actor,
     },
@@ -308,6 +324,8 @@ pub enum IncidentCommand {
         priority: Option<Option<Priority>>,
         /// `Some(Some(id))` sets, `Some(None)` clears the category.
         category_id: Option<Option<CategoryId>>,
+        /// `Some(Some(id))` sets, `Some(None)` clears the affected configuration item.
+        ci_id: Option<Option<CiId>>,
         /// The tenant's priority matrix, for re-derivation.
         matrix: PriorityMatrix,
         /// Who edits.
@@ -411,6 +429,18 @@ pub enum IncidentCommand {
     /// Re-evaluate the SLA timers against the current policies and calendars (after a policy or
     /// calendar change). Emits nothing itself; the command layer's SLA follow-up does the work.
     RefreshSla,
+    /// Record the incident's record in an external system (the integration bus, after it
+    /// created a Jira issue). Allowed in every status; the same key again is a no-op.
+    LinkExternal {
+        /// The system.
+        system: ExternalSystem,
+        /// The record's key there, e.g. `OPS-42`.
+        key: ExternalKey,
+        /// A link to it, if known.
+        url: Option<ExternalUrl>,
+        /// Who records it (the bus: `system`).
+        actor: Actor,
+    },
 }
 
 impl IncidentCommand {
@@ -431,6 +461,7 @@ impl IncidentCommand {
             Self::AddAttachment { .. } => IncidentAction::AddAttachment,
             Self::RecordSlaThreshold { .. } => IncidentAction::RecordSlaThreshold,
             Self::RefreshSla => IncidentAction::RefreshSla,
+            Self::LinkExternal { .. } => IncidentAction::LinkExternal,
         }
     }
 
@@ -446,7 +477,8 @@ impl IncidentCommand {
             | Self::Resolve { actor, .. }
             | Self::Reopen { actor, .. }
             | Self::Close { actor }
-            | Self::Cancel { actor, .. } => *actor,
+            | Self::Cancel { actor, .. }
+            | Self::LinkExternal { actor, .. } => *actor,
             Self::AddWorkNote { author, .. } => *author,
             Self::AddAttachment { uploaded_by, .. } => *uploaded_by,
             Self::RecordSlaThreshold { .. } | Self::RefreshSla => SLA_ACTOR,
@@ -485,6 +517,9 @@ pub struct IncidentCreated {
     pub assignee_id: Option<UserId>,
     /// Reporter.
     pub reporter_id: UserId,
+    /// The configuration item it affects (absent in events recorded before the CMDB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_id: Option<CiId>,
     /// Who logged it.
     pub actor: Actor,
     /// When.
@@ -515,6 +550,9 @@ pub struct IncidentChanges {
     /// Category.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category_id: Option<Change<Option<CategoryId>>>,
+    /// Affected configuration item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_id: Option<Change<Option<CiId>>>,
 }
 
 impl IncidentChanges {
@@ -694,6 +732,23 @@ pub struct IncidentAttachmentAdded {
     pub at: DateTime<Utc>,
 }
 
+/// The incident was linked to its record in an external system (e.g. a Jira issue).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentExternalLinked {
+    /// The system.
+    pub system: ExternalSystem,
+    /// The record's key there.
+    pub key: ExternalKey,
+    /// A link to it.
+    pub url: Option<ExternalUrl>,
+    /// The key this link replaces (another record in the same system), if any.
+    pub previous_key: Option<ExternalKey>,
+    /// Who linked it.
+    pub actor: Actor,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// Everything that can happen to an incident. Stored as `{"type": "<variant>", "data": {…}}`;
 /// the variant name is the `event_type`, prefixed with `Incident` so that names are unique
 /// across all aggregates.
@@ -737,6 +792,8 @@ pub enum IncidentEvent {
     SlaWarningIssued(SlaWarningIssued),
     /// See [`SlaBreached`].
     SlaBreached(SlaBreached),
+    /// See [`IncidentExternalLinked`].
+    IncidentExternalLinked(IncidentExternalLinked),
 }
 
 impl IncidentEvent {
@@ -760,6 +817,7 @@ impl IncidentEvent {
         "SlaTimerStopped",
         "SlaWarningIssued",
         "SlaBreached",
+        "IncidentExternalLinked",
     ];
 
     /// Who caused the event (the `changed_by` of history rows).
@@ -778,6 +836,7 @@ impl IncidentEvent {
             Self::IncidentCancelled(e) => e.actor,
             Self::IncidentWorkNoteAdded(e) => e.author,
             Self::IncidentAttachmentAdded(e) => e.uploaded_by,
+            Self::IncidentExternalLinked(e) => e.actor,
             Self::SlaTimerStarted(_)
             | Self::SlaTimerRescheduled(_)
             | Self::SlaTimerStopped(_)
@@ -807,6 +866,7 @@ impl IncidentEvent {
             Self::SlaTimerStopped(e) => e.at,
             Self::SlaWarningIssued(e) => e.at,
             Self::SlaBreached(e) => e.at,
+            Self::IncidentExternalLinked(e) => e.at,
         }
     }
 
@@ -842,7 +902,8 @@ impl IncidentEvent {
             | Self::SlaTimerRescheduled(_)
             | Self::SlaTimerStopped(_)
             | Self::SlaWarningIssued(_)
-            | Self::SlaBreached(_) => None,
+            | Self::SlaBreached(_)
+            | Self::IncidentExternalLinked(_) => None,
         }
     }
 
@@ -877,6 +938,9 @@ impl IncidentEvent {
                 }
                 if let Some(x) = &c.category_id {
                     rows.push(FieldChange::from_opt_change("category_id", x));
+                }
+                if let Some(x) = &c.ci_id {
+                    rows.push(FieldChange::from_opt_change("ci_id", x));
                 }
                 rows
             }
@@ -948,6 +1012,13 @@ impl IncidentEvent {
                 Some(false),
                 Some(true),
             )],
+            Self::IncidentExternalLinked(e) => vec![FieldChange::new(
+                match e.system {
+                    ExternalSystem::Jira => "jira_issue",
+                },
+                e.previous_key.as_ref(),
+                Some(&e.key),
+            )],
         }
     }
 }
@@ -973,6 +1044,7 @@ impl DomainEvent for IncidentEvent {
             Self::SlaTimerStopped(_) => "SlaTimerStopped",
             Self::SlaWarningIssued(_) => "SlaWarningIssued",
             Self::SlaBreached(_) => "SlaBreached",
+            Self::IncidentExternalLinked(_) => "IncidentExternalLinked",
         }
     }
 }
@@ -1019,6 +1091,19 @@ pub struct Attachment {
     pub uploaded_at: DateTime<Utc>,
 }
 
+/// An incident's record in an external system, as held in its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExternalLink {
+    /// The system.
+    pub system: ExternalSystem,
+    /// The key there.
+    pub key: ExternalKey,
+    /// A link to it.
+    pub url: Option<ExternalUrl>,
+    /// When it was linked.
+    pub linked_at: DateTime<Utc>,
+}
+
 /// The state of a created incident, folded from its events. Fields are public for read-side
 /// use (e.g. "the aggregate as of a time").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1049,6 +1134,9 @@ pub struct Incident {
     pub assignee_id: Option<UserId>,
     /// Reporter.
     pub reporter_id: UserId,
+    /// The configuration item it affects.
+    #[serde(default)]
+    pub ci_id: Option<CiId>,
     /// Why it is on hold (while `on_hold`).
     pub hold_reason: Option<HoldReason>,
     /// The status it was held from (while `on_hold`); `Resume` returns there.
@@ -1082,6 +1170,9 @@ pub struct Incident {
     /// The current SLA timers.
     #[serde(default)]
     pub sla: SlaState,
+    /// Its records in external systems (at most one per system).
+    #[serde(default)]
+    pub external_links: Vec<ExternalLink>,
 }
 
 impl Incident {
@@ -1116,6 +1207,7 @@ impl Incident {
             team_id: e.team_id,
             assignee_id: e.assignee_id,
             reporter_id: e.reporter_id,
+            ci_id: e.ci_id,
             hold_reason: None,
             held_from: None,
             on_hold_since: None,
@@ -1132,6 +1224,7 @@ impl Incident {
             work_notes: Vec::new(),
             attachments: Vec::new(),
             sla: SlaState::default(),
+            external_links: Vec::new(),
         }
     }
 
@@ -1143,6 +1236,11 @@ impl Incident {
     /// When the resolution is due (the current cycle's due time).
     pub fn resolution_due_at(&self) -> Option<DateTime<Utc>> {
         self.sla.resolution.as_ref().map(|t| t.due_at)
+    }
+
+    /// The incident's record in `system`, if linked.
+    pub fn external_link(&self, system: ExternalSystem) -> Option<&ExternalLink> {
+        self.external_links.iter().find(|l| l.system == system)
     }
 
     fn clear_hold(&mut self) {
@@ -1183,6 +1281,9 @@ impl Incident {
                 }
                 if let Some(x) = &c.category_id {
                     self.category_id = x.new;
+                }
+                if let Some(x) = &c.ci_id {
+                    self.ci_id = x.new;
                 }
             }
             IncidentEvent::IncidentAssigned(e) => {
@@ -1245,6 +1346,15 @@ impl Incident {
                 uploaded_by: e.uploaded_by,
                 uploaded_at: e.at,
             }),
+            IncidentEvent::IncidentExternalLinked(e) => {
+                self.external_links.retain(|l| l.system != e.system);
+                self.external_links.push(ExternalLink {
+                    system: e.system,
+                    key: e.key.clone(),
+                    url: e.url.clone(),
+                    linked_at: e.at,
+                });
+            }
             IncidentEvent::SlaTimerStarted(_)
             | IncidentEvent::SlaTimerRescheduled(_)
             | IncidentEvent::SlaTimerStopped(_)
@@ -1288,6 +1398,26 @@ impl Incident {
                 .into_iter()
                 .collect()),
             C::RefreshSla => Ok(Vec::new()),
+            C::LinkExternal {
+                system,
+                key,
+                url,
+                actor,
+            } => {
+                self.next_status(action)?;
+                let previous = self.external_link(system);
+                if previous.is_some_and(|l| l.key == key && l.url == url) {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![E::IncidentExternalLinked(IncidentExternalLinked {
+                    system,
+                    key,
+                    url,
+                    previous_key: previous.map(|l| l.key.clone()),
+                    actor,
+                    at: now,
+                })])
+            }
             C::UpdateFields {
                 title,
                 description,
@@ -1295,6 +1425,7 @@ impl Incident {
                 urgency,
                 priority,
                 category_id,
+                ci_id,
                 matrix,
                 actor,
             } => {
@@ -1320,6 +1451,7 @@ impl Incident {
                     priority: Change::between(self.priority, new_priority),
                     priority_overridden: Change::between(self.priority_overridden, overridden),
                     category_id: category_id.and_then(|c| Change::between(self.category_id, c)),
+                    ci_id: ci_id.and_then(|c| Change::between(self.ci_id, c)),
                 };
                 if changes.is_empty() {
                     return Ok(Vec::new());
@@ -1526,6 +1658,7 @@ impl Aggregate for IncidentAggregate {
                     team_id,
                     assignee_id,
                     reporter_id,
+                    ci_id,
                     actor,
                 },
             ) => {
@@ -1546,6 +1679,7 @@ impl Aggregate for IncidentAggregate {
                     team_id,
                     assignee_id,
                     reporter_id,
+                    ci_id,
                     actor,
                     at: now,
                 })])

@@ -78,6 +78,7 @@ fn create_cmd() -> IncidentCommand {
         team_id: None,
         assignee_id: None,
         reporter_id: reporter(),
+        ci_id: None,
         actor: agent(),
     }
 }
@@ -90,6 +91,7 @@ fn update_cmd() -> IncidentCommand {
         urgency: None,
         priority: None,
         category_id: None,
+        ci_id: None,
         matrix: matrix(),
         actor: agent(),
     }
@@ -169,6 +171,7 @@ fn sample(action: IncidentAction) -> IncidentCommand {
         A::RecordSlaThreshold | A::RefreshSla => {
             unreachable!("system actions are tested in sla::timer")
         }
+        A::LinkExternal => link_cmd("OPS-1"),
     }
 }
 
@@ -188,6 +191,7 @@ fn created_event() -> IncidentCreated {
         team_id: None,
         assignee_id: None,
         reporter_id: reporter(),
+        ci_id: None,
         actor: agent(),
         at: t0(),
     }
@@ -917,6 +921,71 @@ fn category_can_be_set_and_cleared() {
 }
 
 #[test]
+fn configuration_item_can_be_set_at_creation_changed_and_cleared() {
+    let ci = |n: u128| crate::ids::CiId(Uuid::from_u128(n));
+    let mut cmd = create_cmd();
+    if let IncidentCommand::Create { ci_id, .. } = &mut cmd {
+        *ci_id = Some(ci(1));
+    }
+    let s = g([])
+        .when(cmd)
+        .then([IncidentEvent::IncidentCreated(IncidentCreated {
+            ci_id: Some(ci(1)),
+            ..created_event()
+        })]);
+    assert_eq!(s.ensure_exists().unwrap().ci_id, Some(ci(1)));
+    let with_ci = IncidentEvent::IncidentCreated(IncidentCreated {
+        ci_id: Some(ci(1)),
+        ..created_event()
+    });
+    let moved = updated(IncidentChanges {
+        ci_id: Some(Change {
+            old: Some(ci(1)),
+            new: Some(ci(2)),
+        }),
+        ..Default::default()
+    });
+    let s = g([with_ci.clone()])
+        .when(update_with(|c| {
+            if let IncidentCommand::UpdateFields { ci_id, .. } = c {
+                *ci_id = Some(Some(ci(2)));
+            }
+        }))
+        .then([moved.clone()]);
+    assert_eq!(s.ensure_exists().unwrap().ci_id, Some(ci(2)));
+    let history = moved.history();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].field, "ci_id");
+    assert_eq!(history[0].new, Some(ci(2).to_string()));
+    let s = g([with_ci.clone(), moved])
+        .when(update_with(|c| {
+            if let IncidentCommand::UpdateFields { ci_id, .. } = c {
+                *ci_id = Some(None);
+            }
+        }))
+        .then([updated(IncidentChanges {
+            ci_id: Some(Change {
+                old: Some(ci(2)),
+                new: None,
+            }),
+            ..Default::default()
+        })]);
+    assert_eq!(s.ensure_exists().unwrap().ci_id, None);
+    // The same CI again changes nothing; old events without the field still decode.
+    g([with_ci])
+        .when(update_with(|c| {
+            if let IncidentCommand::UpdateFields { ci_id, .. } = c {
+                *ci_id = Some(Some(ci(1)));
+            }
+        }))
+        .then_nothing();
+    let mut old = serde_json::to_value(created_event()).unwrap();
+    old.as_object_mut().unwrap().remove("ci_id");
+    let back: IncidentCreated = serde_json::from_value(old).unwrap();
+    assert_eq!(back.ci_id, None);
+}
+
+#[test]
 fn update_is_allowed_when_resolved_but_not_when_final() {
     let cmd = sample(IncidentAction::Update);
     g(history(S::Resolved))
@@ -1477,6 +1546,7 @@ fn one_of_each_event() -> Vec<IncidentEvent> {
                 old: None,
                 new: Some(category(1)),
             }),
+            ci_id: None,
         }),
         assigned(),
         responded(ResponseTrigger::StatusChange),
@@ -1496,11 +1566,11 @@ fn one_of_each_event() -> Vec<IncidentEvent> {
 fn every_event_round_trips_through_encode_and_decode() {
     let events = one_of_each_event();
     let types: Vec<_> = events.iter().map(DomainEvent::event_type).collect();
-    // The SLA clock's events round-trip in sla::timer's tests.
+    // The SLA clock's events round-trip in sla::timer's tests, the bus's link below.
     let user_types: Vec<_> = IncidentEvent::EVENT_TYPES
         .iter()
         .copied()
-        .filter(|t| !t.starts_with("Sla"))
+        .filter(|t| !t.starts_with("Sla") && *t != "IncidentExternalLinked")
         .collect();
     assert_eq!(types, user_types);
     for e in &events {
@@ -1679,5 +1749,91 @@ fn errors_have_codes_and_messages() {
         }
         .to_string(),
         "cannot move an incident from new to resolved"
+    );
+}
+
+// ---- LinkExternal (the integration bus) -------------------------------------------------------
+
+fn link_cmd(key: &str) -> IncidentCommand {
+    IncidentCommand::LinkExternal {
+        system: ExternalSystem::Jira,
+        key: ExternalKey::parse(key).unwrap(),
+        url: Some(ExternalUrl::parse(format!("https://acme.atlassian.net/browse/{key}")).unwrap()),
+        actor: Actor::System,
+    }
+}
+
+fn linked(key: &str, previous: Option<&str>) -> IncidentEvent {
+    IncidentEvent::IncidentExternalLinked(IncidentExternalLinked {
+        system: ExternalSystem::Jira,
+        key: ExternalKey::parse(key).unwrap(),
+        url: Some(ExternalUrl::parse(format!("https://acme.atlassian.net/browse/{key}")).unwrap()),
+        previous_key: previous.map(|p| ExternalKey::parse(p).unwrap()),
+        actor: Actor::System,
+        at: t0(),
+    })
+}
+
+#[test]
+fn link_external_records_the_jira_issue_in_every_status() {
+    for status in [
+        S::New,
+        S::Assigned,
+        S::InProgress,
+        S::OnHold,
+        S::Resolved,
+        S::Closed,
+        S::Cancelled,
+    ] {
+        let after = g(history(status))
+            .when(link_cmd("OPS-1"))
+            .then([linked("OPS-1", None)]);
+        let inc = after.incident().unwrap();
+        assert_eq!(inc.status, status, "linking never moves the status");
+        let link = inc.external_link(ExternalSystem::Jira).unwrap();
+        assert_eq!(link.key.as_str(), "OPS-1");
+        assert_eq!(link.linked_at, t0());
+    }
+}
+
+#[test]
+fn linking_the_same_key_again_emits_nothing() {
+    g([created(), linked("OPS-1", None)])
+        .when(link_cmd("OPS-1"))
+        .then_nothing();
+}
+
+#[test]
+fn another_key_replaces_the_link_and_names_the_previous_one() {
+    let after = g([created(), linked("OPS-1", None)])
+        .when(link_cmd("OPS-2"))
+        .then([linked("OPS-2", Some("OPS-1"))]);
+    let inc = after.incident().unwrap();
+    assert_eq!(inc.external_links.len(), 1);
+    assert_eq!(inc.external_links[0].key.as_str(), "OPS-2");
+}
+
+#[test]
+fn linking_a_missing_incident_is_not_found() {
+    g([])
+        .when(link_cmd("OPS-1"))
+        .then_err(IncidentError::NotFound);
+}
+
+#[test]
+fn the_link_is_a_history_row_and_survives_the_codec() {
+    let e = linked("OPS-2", Some("OPS-1"));
+    assert_round_trip(&e);
+    let rows = e.history();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].field, "jira_issue");
+    assert_eq!(e.actor(), Actor::System);
+    assert_eq!(e.status_after(), None);
+    assert!(IncidentEvent::EVENT_TYPES.contains(&"IncidentExternalLinked"));
+    assert!(IncidentAction::LinkExternal.is_system());
+    assert!(
+        !state_after([created()])
+            .allowed_actions()
+            .contains(&IncidentAction::LinkExternal)
     );
 }

@@ -17,6 +17,7 @@
 //! - [`priority`]: the impact × urgency [`PriorityMatrix`];
 //! - [`incident`]: the incident aggregate and its transition table;
 //! - [`directory`]: tenant, user, team, category and custom role aggregates;
+//! - [`cmdb`]: configuration items, custom CI types and relationships (schema language included);
 //! - [`change`]: old/new pairs and history rows; [`error`]: [`DomainError`];
 //! - [`registry`]: the aggregates by stream type (decoding checks and state-as-of folds for
 //!   the audit tooling);
@@ -25,6 +26,7 @@
 pub mod actor;
 pub mod aggregate;
 pub mod change;
+pub mod cmdb;
 pub mod directory;
 pub mod error;
 pub mod ids;

@@ -7,6 +7,7 @@
 //! reported as unknown, never guessed at.
 
 use crate::aggregate::{Aggregate, DomainEvent};
+use crate::cmdb::{CiAggregate, CiTypeAggregate, RelationshipAggregate};
 use crate::directory::{
     CategoryAggregate, RoleAggregate, TeamAggregate, TenantAggregate, UserAggregate,
 };
@@ -25,6 +26,9 @@ pub const STREAM_TYPES: &[&str] = &[
     RoleAggregate::STREAM_TYPE,
     SlaCalendarAggregate::STREAM_TYPE,
     SlaPolicyAggregate::STREAM_TYPE,
+    CiAggregate::STREAM_TYPE,
+    CiTypeAggregate::STREAM_TYPE,
+    RelationshipAggregate::STREAM_TYPE,
 ];
 
 /// True if `stream_type` is an aggregate of the domain.
@@ -103,6 +107,11 @@ pub fn check_event(
         SlaPolicyAggregate::STREAM_TYPE => {
             check::<SlaPolicyAggregate>(event_type, schema_version, data)
         }
+        CiAggregate::STREAM_TYPE => check::<CiAggregate>(event_type, schema_version, data),
+        CiTypeAggregate::STREAM_TYPE => check::<CiTypeAggregate>(event_type, schema_version, data),
+        RelationshipAggregate::STREAM_TYPE => {
+            check::<RelationshipAggregate>(event_type, schema_version, data)
+        }
         _ => return None,
     })
 }
@@ -145,6 +154,9 @@ pub fn state_json<'a>(
         RoleAggregate::STREAM_TYPE => json::<RoleAggregate>(events),
         SlaCalendarAggregate::STREAM_TYPE => json::<SlaCalendarAggregate>(events),
         SlaPolicyAggregate::STREAM_TYPE => json::<SlaPolicyAggregate>(events),
+        CiAggregate::STREAM_TYPE => json::<CiAggregate>(events),
+        CiTypeAggregate::STREAM_TYPE => json::<CiTypeAggregate>(events),
+        RelationshipAggregate::STREAM_TYPE => json::<RelationshipAggregate>(events),
         other => Err(StateError::UnknownStreamType(other.to_owned())),
     }
 }

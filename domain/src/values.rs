@@ -24,6 +24,8 @@
 //! | [`Sha256Hex`] | `sha256` | 64 hex digits, lower-cased |
 //! | [`PasswordHash`] | `password_hash` | 1..=1024 chars, no control chars; `Debug` is redacted |
 //! | [`IncidentNumber`] | `incident_number` | `INC` + at least 6 digits, zero padded, sequence ≥ 1 |
+//! | [`ExternalKey`] | `key` | trimmed, 1..=255 chars, single line |
+//! | [`ExternalUrl`] | `url` | trimmed, 1..=2 000 chars, single line |
 //!
 //! "chars" are Unicode scalar values (what PostgreSQL's `varchar(n)` counts). Multi-line texts
 //! may contain newlines and tabs, but no text may contain NUL (PostgreSQL rejects it). Text that
@@ -315,6 +317,16 @@ text_type!(
 text_type!(
     /// The body of a work note: trimmed, 1..=20 000 characters.
     WorkNoteBody { field: "body", min: 1, max: 20_000, trim: true, single_line: false }
+);
+text_type!(
+    /// The key of an incident's record in an external system, e.g. the Jira issue `OPS-42`:
+    /// trimmed, 1..=255 characters, one line.
+    ExternalKey { field: "key", min: 1, max: 255, trim: true, single_line: true }
+);
+text_type!(
+    /// A link to an incident's record in an external system: trimmed, 1..=2 000 characters,
+    /// one line.
+    ExternalUrl { field: "url", min: 1, max: 2_000, trim: true, single_line: true }
 );
 
 impl Default for Description {
@@ -896,6 +908,14 @@ str_enum!(
         AwaitingChange => "awaiting_change",
         /// Waiting for a problem investigation.
         AwaitingProblem => "awaiting_problem",
+    }
+);
+
+str_enum!(
+    /// An external system an incident can be linked to (the integration bus, ADR 0016).
+    ExternalSystem, field = "system" {
+        /// Atlassian Jira (an issue).
+        Jira => "jira",
     }
 );
 

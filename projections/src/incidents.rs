@@ -21,7 +21,7 @@
 //! a replay) ends with the same counts. `TRUNCATE rm_incidents` empties them.
 //! An event type the domain does not know fails to decode and is dead-lettered by the runtime.
 
-use crate::fold::{self, changed_rows, err, upsert_sql, write_rows};
+use crate::fold::{self, changed_rows, err, upsert_sql};
 use crate::runtime::{HandlerError, Projection};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -65,6 +65,7 @@ const INCIDENT_COLS: &[&str] = &[
     "team_id",
     "assignee_id",
     "reporter_id",
+    "ci_id",
     "resolution",
     "hold_reason",
     "held_from",
@@ -83,8 +84,16 @@ const INCIDENT_COLS: &[&str] = &[
     "resolution_due_at",
 ];
 
+/// The rows travel as `json` text, not `jsonb`: `json_populate_recordset` reads the text once,
+/// where `jsonb` would first be parsed into a tree with sorted keys and then searched key by
+/// key — half the server time of the statement for a batch of rows (a rebuild writes
+/// thousands per batch).
 static INCIDENT_UPSERT: LazyLock<String> = LazyLock::new(|| {
     upsert_sql("rm_incidents", &["tenant_id", "id"], INCIDENT_COLS, &[])
+        .replace(
+            "jsonb_populate_recordset(NULL::rm_incidents, $1)",
+            "json_populate_recordset(NULL::rm_incidents, $1::json)",
+        )
         .replace(
             "response_due_at = EXCLUDED.response_due_at",
             "response_due_at = COALESCE(EXCLUDED.response_due_at, rm_incidents.response_due_at)",
@@ -199,6 +208,13 @@ impl Projection for IncidentProjection {
         &[("rm_incident_counts", COUNTS_FROM_SCRATCH)]
     }
 
+    /// Every row belongs to one incident stream, the batch loads only its own incidents, and
+    /// replayed events are skipped (version guard, `ON CONFLICT DO NOTHING`); the counts,
+    /// which are shared, are derived after the bulk phase.
+    fn streams_independent(&self) -> bool {
+        true
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,
@@ -293,7 +309,12 @@ impl Projection for IncidentProjection {
             }
             Ok(())
         })?;
-        write_rows(tx, &INCIDENT_UPSERT, rows).await?;
+        if !rows.is_empty() {
+            sqlx::query(&INCIDENT_UPSERT)
+                .bind(serde_json::to_string(&rows)?)
+                .execute(&mut *tx)
+                .await?;
+        }
 
         if !history.tenant.is_empty() {
             sqlx::query(HISTORY_INSERT)

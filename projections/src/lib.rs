@@ -1,12 +1,14 @@
 //! # eventdesk-projections
 //!
 //! **Owns:** the projector runtime — checkpoints, batching, wake-ups, leadership across nodes
-//! (one advisory lock per projection), retries, dead letters and status — plus the read models
-//! built on it and the query functions over them.
+//! (one advisory lock per projection), retries, dead letters, status and rebuilds beside the
+//! live read models ([`rebuild`]) — plus the read models built on it and the query functions
+//! over them.
 //!
 //! **Must not:** decide anything (no business rules: those are in `domain`), append events
 //! (side effects that must produce events go through `commands`), know HTTP, or create tables at
-//! runtime (read-model tables come only from `migrations/`).
+//! runtime (read-model tables come only from `migrations/`; a rebuild only copies their shape
+//! from the catalog into its shadow schema, ADR 0013).
 //!
 //! ## Guarantees
 //! - A batch of events is applied and the projection's checkpoint advanced in **one
@@ -27,6 +29,10 @@
 //!   incident, metric and cycle), the scheduler's `sla_deadlines` and `sla_refresh_queue`.
 //! - [`sla_config`] (`SlaConfigProjection`, "sla_config" v1): `rm_sla_calendars` and
 //!   `rm_sla_policies`, the tenants' SLA calendars and policies.
+//! - [`analytics`] (`AnalyticsProjection`, "analytics" v1): `rm_analytics_*`, the counts,
+//!   flows, duration samples and histograms behind `GET /api/v1/analytics/…` (ADR 0015).
+//! - [`cmdb`] (`CmdbProjection`, "cmdb" v1): `rm_ci_types`, `rm_cis`, `rm_ci_relationships`
+//!   (configuration items, custom CI types and relationships; ADR 0017).
 //! - [`queries`]: the read functions over them (tenant-scoped, RLS-protected).
 //!
 //! Both fold a batch with the domain's own `evolve` on top of the rows they load (one SELECT),
@@ -34,6 +40,8 @@
 //! `eventdesk_system` (BYPASSRLS); the API reads as `eventdesk_app` inside transactions scoped
 //! with [`queries::scope_to_tenant`].
 
+pub mod analytics;
+pub mod cmdb;
 pub mod dead_letters;
 pub mod directory;
 pub mod event_counts;
@@ -46,6 +54,8 @@ pub mod sla_config;
 pub mod sla_timers;
 pub mod status;
 
+pub use analytics::AnalyticsProjection;
+pub use cmdb::CmdbProjection;
 pub use directory::DirectoryProjection;
 pub use incidents::IncidentProjection;
 pub use runtime::{HandlerError, Projection, ProjectorRuntime, RuntimeConfig, RuntimeHandle};

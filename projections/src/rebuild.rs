@@ -32,12 +32,14 @@
 //! like `migrate`): it creates, drops and moves tables.
 
 use crate::runtime::{
-    BatchDone, Projection, ProjectorRuntime, RuntimeConfig, Sink, batch_lock_key, quote_ident,
+    Projection, ProjectorRuntime, RuntimeConfig, Sink, batch_lock_key, horizon, quote_ident,
+    snapshot_edge,
 };
 use eventdesk_store::subscription::StopToken;
 use eventdesk_store::{Checkpoint, EventStore, PgEventStore, RecordedEvent};
 use serde::Serialize;
 use sqlx::{Connection, PgConnection, Row};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -68,6 +70,9 @@ pub struct RebuildOptions {
     pub swap_tail_max: usize,
     /// `maintenance_work_mem` of the index builds.
     pub maintenance_work_mem: String,
+    /// Parallel transactions of the bulk phase, for projections whose streams are independent
+    /// ([`Projection::streams_independent`]).
+    pub partitions: usize,
 }
 
 impl Default for RebuildOptions {
@@ -81,6 +86,7 @@ impl Default for RebuildOptions {
             swap_attempts: 50,
             swap_tail_max: 5000,
             maintenance_work_mem: "256MB".into(),
+            partitions: 2,
         }
     }
 }
@@ -208,7 +214,7 @@ pub enum RebuildError {
 /// `stop` ends the run between batches (resumable).
 pub async fn rebuild(
     store: &PgEventStore,
-    p: &dyn Projection,
+    p: Arc<dyn Projection>,
     opts: &RebuildOptions,
     stop: &StopToken,
     report: &(dyn Fn(RebuildEvent) + Send + Sync),
@@ -252,7 +258,7 @@ pub async fn rebuild(
 
 struct Rebuild<'a> {
     store: &'a PgEventStore,
-    p: &'a dyn Projection,
+    p: Arc<dyn Projection>,
     opts: &'a RebuildOptions,
     stop: &'a StopToken,
     report: &'a (dyn Fn(RebuildEvent) + Send + Sync),
@@ -306,7 +312,7 @@ impl Rebuild<'_> {
 
     async fn run(&self) -> Result<RebuildOutcome, RebuildError> {
         let started = Instant::now();
-        let p = self.p;
+        let p = self.p.as_ref();
         let mut out = RebuildOutcome {
             projection: p.name().to_owned(),
             version: p.version(),
@@ -326,6 +332,7 @@ impl Rebuild<'_> {
         .bind(p.version())
         .execute(self.pool())
         .await?;
+        drop_retired(self.pool(), p.name()).await?;
         let prepared = self.prepare().await?;
         out.resumed = prepared.resumed;
         out.resumed_at_events = prepared.events_processed;
@@ -345,7 +352,9 @@ impl Rebuild<'_> {
                 done: prepared.events_processed,
                 remaining: Some(remaining),
             });
-            let run = self.apply_until_head(&sink, self.opts.bulk_batch).await?;
+            let run = self
+                .apply_until_head(&sink, self.opts.bulk_batch, true)
+                .await?;
             out.bulk_events = run.0;
             out.bulk_secs = run.1.as_secs_f64();
             out.position = run.2.position;
@@ -378,7 +387,7 @@ impl Rebuild<'_> {
                 remaining: Some(remaining),
             });
             let run = self
-                .apply_until_head(&sink, self.opts.catch_up_batch)
+                .apply_until_head(&sink, self.opts.catch_up_batch, false)
                 .await?;
             out.catch_up_events += run.0;
             out.catch_up_secs += run.1.as_secs_f64();
@@ -425,24 +434,141 @@ impl Rebuild<'_> {
 
     /// Applies the log to the shadow up to the head (as of the call) in batches of `batch`.
     /// Returns (events, wall time, checkpoint reached).
+    ///
+    /// A reader task reads and decodes the batches ahead (two in flight) while this task
+    /// applies them, so decoding and applying run on two cores. With `partitioned` (the bulk
+    /// phase) and a projection whose streams are independent, each batch is applied in
+    /// [`RebuildOptions::partitions`] parallel transactions, by stream.
     async fn apply_until_head(
         &self,
         sink: &Sink,
         batch: i64,
+        partitioned: bool,
     ) -> Result<(u64, Duration, Checkpoint), RebuildError> {
+        let started = Instant::now();
         let runtime = self.runtime(batch);
-        let stop = || self.should_stop();
-        let mut last = self.shadow_checkpoint().await?;
-        let mut on_batch = |b: BatchDone| {
-            self.applied.fetch_add(b.events, Ordering::Relaxed);
-            last = b.checkpoint;
-            (self.report)(RebuildEvent::Applied { events: b.events });
+        let partitions = if partitioned && self.p.streams_independent() {
+            self.opts.partitions.max(1)
+        } else {
+            1
         };
-        let done = runtime
-            .catch_up_sink(self.p, sink, Some(&stop), &mut on_batch)
-            .await
-            .map_err(RebuildError::Apply)?;
-        Ok((done.events, done.elapsed, last))
+        let part_sink = Sink::shadow_partition(self.p.as_ref(), &self.schema);
+        let mut cp = self.shadow_checkpoint().await?;
+        let target = snapshot_edge(self.pool()).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<RecordedEvent>, String>>(2);
+        let reader = tokio::spawn(read_ahead(self.store.clone(), cp, batch, target, tx));
+        let mut events = 0u64;
+        let result = loop {
+            if self.should_stop() {
+                break Ok(());
+            }
+            let Some(next) = rx.recv().await else {
+                break Ok(()); // caught up
+            };
+            let batch = match next {
+                Ok(b) => b,
+                Err(e) => break Err(RebuildError::Apply(e)),
+            };
+            let Some(last) = batch.last().map(RecordedEvent::checkpoint) else {
+                continue;
+            };
+            let n = batch.len() as u64;
+            let applied = if partitions > 1 {
+                self.apply_partitioned(&runtime, &part_sink, cp, batch, partitions)
+                    .await
+            } else {
+                match runtime.process(self.p.as_ref(), sink, cp, &batch).await {
+                    Ok(done) if done == last => Ok(()),
+                    Ok(other) => Err(RebuildError::Apply(format!(
+                        "the shadow checkpoint ended at {other:?}, not {last:?}"
+                    ))),
+                    Err(()) => Err(RebuildError::Apply(
+                        "the shadow checkpoint was moved by someone else".into(),
+                    )),
+                }
+            };
+            if let Err(e) = applied {
+                break Err(e);
+            }
+            cp = last;
+            events += n;
+            self.applied.fetch_add(n, Ordering::Relaxed);
+            (self.report)(RebuildEvent::Applied { events: n });
+        };
+        drop(rx);
+        reader.abort();
+        result?;
+        Ok((events, started.elapsed(), cp))
+    }
+
+    /// Applies `batch` as `partitions` parallel transactions (events split by stream, each
+    /// part in log order), then moves the shadow checkpoint from `cp` past the batch. A crash
+    /// between the two replays the batch, which such a projection ignores.
+    async fn apply_partitioned(
+        &self,
+        runtime: &ProjectorRuntime,
+        sink: &Sink,
+        cp: Checkpoint,
+        batch: Vec<RecordedEvent>,
+        partitions: usize,
+    ) -> Result<(), RebuildError> {
+        let Some(last) = batch.last().cloned() else {
+            return Ok(());
+        };
+        let n = batch.len();
+        let mut parts: Vec<Vec<RecordedEvent>> = (0..partitions).map(|_| Vec::new()).collect();
+        for e in batch {
+            let i = (e.stream_id.0.as_u128() % partitions as u128) as usize;
+            parts[i].push(e);
+        }
+        let tasks: Vec<_> = parts
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                let (runtime, p, sink) = (runtime.clone(), self.p.clone(), sink.clone());
+                tokio::spawn(async move { runtime.process(p.as_ref(), &sink, cp, &part).await })
+            })
+            .collect();
+        for t in tasks {
+            match t.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(())) => {
+                    return Err(RebuildError::Apply(
+                        "a partition of the batch did not apply".into(),
+                    ));
+                }
+                Err(e) => return Err(RebuildError::Apply(e.to_string())),
+            }
+        }
+        let next = last.checkpoint();
+        let moved = sqlx::query(
+            "UPDATE public.projection_rebuilds SET last_txid = $2::int8::text::xid8, \
+             last_position = $3, last_recorded_at = $4, \
+             events_processed = events_processed + $5, updated_at = now(), \
+             state = CASE WHEN EXISTS (SELECT 1 FROM public.projection_dead_letters \
+                 WHERE projection = $6 AND projection_version = version AND resolved_at IS NULL) \
+               THEN 'degraded' ELSE state END, \
+             last_error = COALESCE((SELECT error FROM public.projection_dead_letters \
+                 WHERE projection = $6 AND projection_version = version \
+                 ORDER BY id DESC LIMIT 1), last_error) \
+             WHERE name = $1 AND last_txid = $7::int8::text::xid8 AND last_position = $8",
+        )
+        .bind(self.p.name())
+        .bind(next.transaction_id as i64)
+        .bind(next.position)
+        .bind(last.recorded_at)
+        .bind(n as i64)
+        .bind(sink.dead_letter_name())
+        .bind(cp.transaction_id as i64)
+        .bind(cp.position)
+        .execute(self.pool())
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Err(RebuildError::Apply(
+                "the shadow checkpoint was moved by someone else".into(),
+            ));
+        }
+        Ok(())
     }
 
     async fn shadow_checkpoint(&self) -> Result<Checkpoint, RebuildError> {
@@ -475,7 +601,7 @@ impl Rebuild<'_> {
 
     /// Finds the shadow of an interrupted rebuild to resume, or creates a fresh one.
     async fn prepare(&self) -> Result<Prepared, RebuildError> {
-        let p = self.p;
+        let p = self.p.as_ref();
         let existing = sqlx::query(
             "SELECT version, schema_name, phase, last_txid::text::int8, last_position, \
              events_processed FROM public.projection_rebuilds WHERE name = $1",
@@ -676,12 +802,15 @@ impl Rebuild<'_> {
 
     async fn swap(&self) -> Result<Swap, RebuildError> {
         let started = Instant::now();
-        let p = self.p;
+        let p = self.p.as_ref();
         let mut tx = self.pool().begin().await?;
-        sqlx::query(&format!(
-            "SET LOCAL lock_timeout = {}",
-            self.opts.lock_timeout.as_millis().max(1)
-        ))
+        // Derived data, as every projection commit (ADR 0005): a crash that loses this commit
+        // loses the swap as a whole, and the next run swaps again.
+        sqlx::query(
+            "SELECT set_config('lock_timeout', $1, true), \
+             set_config('synchronous_commit', 'off', true)",
+        )
+        .bind(format!("{}ms", self.opts.lock_timeout.as_millis().max(1)))
         .execute(&mut *tx)
         .await?;
         // 1. No live batch in flight, none starts (they take this lock shared, first).
@@ -784,10 +913,22 @@ impl Rebuild<'_> {
             return retry_or_fail(e, "locking the live tables");
         }
         let locked = Instant::now();
-        sqlx::query(&format!("DROP TABLE {}", live_tables.join(", ")))
+        // The old tables move out (a catalog update, unlike a DROP of their files and
+        // buffers), the new ones in, under the same names; the old ones are dropped after the
+        // commit, without blocking anyone.
+        let schema = quote_ident(&self.schema);
+        let retired = quote_ident(&retired_schema(p.name()));
+        sqlx::query(&format!("CREATE SCHEMA {retired}"))
             .execute(&mut *tx)
             .await?;
-        let schema = quote_ident(&self.schema);
+        for t in p.tables() {
+            sqlx::query(&format!(
+                "ALTER TABLE {HOME}.{t} SET SCHEMA {retired}",
+                t = quote_ident(t)
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
         for t in p.tables() {
             sqlx::query(&format!(
                 "ALTER TABLE {schema}.{} SET SCHEMA {HOME}",
@@ -796,7 +937,7 @@ impl Rebuild<'_> {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        sqlx::query(&format!("DROP SCHEMA {schema}"))
             .execute(&mut *tx)
             .await?;
         // 5. Dead letters: after the swap, the projection's open dead letters are exactly the
@@ -862,14 +1003,83 @@ impl Rebuild<'_> {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        let (took, locked) = (started.elapsed(), locked.elapsed());
+        drop_retired(self.pool(), p.name()).await?;
         Ok(Swap::Done {
             tail: tail.len() as u64,
             position: cp,
-            took: started.elapsed(),
-            locked: locked.elapsed(),
+            took,
+            locked,
             dead_letters,
         })
     }
+}
+
+/// Reads the log from `cp` in batches of `batch` and sends them to `tx` until the head as of
+/// `target` (every transaction below it finished and read), or until the receiver is gone.
+async fn read_ahead(
+    store: PgEventStore,
+    mut cp: Checkpoint,
+    batch: i64,
+    target: i64,
+    tx: tokio::sync::mpsc::Sender<Result<Vec<RecordedEvent>, String>>,
+) {
+    loop {
+        let events = match store.read_all(cp, batch).await {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string())).await;
+                return;
+            }
+        };
+        if let Some(last) = events.last() {
+            cp = last.checkpoint();
+            if tx.send(Ok(events)).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        // Nothing more below the horizon. Done once the horizon has passed every transaction
+        // that had started when the phase began — and a read made after that is empty too.
+        match horizon(store.pool()).await {
+            Ok(h) if h >= target => match store.read_all(cp, batch).await {
+                Ok(e) if e.is_empty() => return,
+                Ok(e) => {
+                    if let Some(last) = e.last() {
+                        cp = last.checkpoint();
+                    }
+                    if tx.send(Ok(e)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string())).await;
+                    return;
+                }
+            },
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string())).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Where a swap moves the old tables of `projection` (dropped right after it commits).
+pub fn retired_schema(projection: &str) -> String {
+    format!("retired_{projection}")
+}
+
+/// Drops the old tables of a swap (also those a crash left between the swap and the drop).
+async fn drop_retired(pool: &sqlx::PgPool, projection: &str) -> Result<(), RebuildError> {
+    sqlx::query(&format!(
+        "DROP SCHEMA IF EXISTS {} CASCADE",
+        quote_ident(&retired_schema(projection))
+    ))
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// A lock wait that timed out or deadlocked: back off and retry; anything else fails.

@@ -49,6 +49,15 @@ pub trait Projection: Send + Sync + 'static {
     fn derived_tables(&self) -> &'static [(&'static str, &'static str)] {
         &[]
     }
+
+    /// Whether the events of different streams write disjoint rows, `apply` reads only the
+    /// rows of the streams in its batch, and an event already applied changes nothing when
+    /// applied again. A rebuild's bulk phase then applies the streams of each batch in
+    /// parallel transactions (and moves its checkpoint once all committed; a crash in between
+    /// replays the batch). Default: false.
+    fn streams_independent(&self) -> bool {
+        false
+    }
 }
 
 /// Tuning of the runtime.
@@ -224,8 +233,9 @@ pub(crate) struct Sink {
     shadow: Option<String>,
     /// The projection name dead letters are recorded under.
     dead_letter_name: String,
-    /// `UPDATE <checkpoint table> …`, guarded by the previous position.
-    update_sql: String,
+    /// `UPDATE <checkpoint table> …`, guarded by the previous position (`None`: a partition of
+    /// a rebuild's batch, whose checkpoint the rebuild moves once every partition committed).
+    update_sql: Option<String>,
     /// `SELECT … FROM <checkpoint table>` (to reload).
     load_sql: String,
 }
@@ -263,7 +273,7 @@ impl Sink {
             version: p.version(),
             shadow: None,
             dead_letter_name: p.name().to_owned(),
-            update_sql: CHECKPOINT_UPDATE.replace("{table}", "projection_checkpoints"),
+            update_sql: Some(CHECKPOINT_UPDATE.replace("{table}", "projection_checkpoints")),
             load_sql: CHECKPOINT_LOAD.replace("{table}", "projection_checkpoints"),
         }
     }
@@ -275,8 +285,18 @@ impl Sink {
             version: p.version(),
             shadow: Some(quote_ident(schema)),
             dead_letter_name: format!("rebuild:{}", p.name()),
-            update_sql: CHECKPOINT_UPDATE.replace("{table}", "public.projection_rebuilds"),
+            update_sql: Some(CHECKPOINT_UPDATE.replace("{table}", "public.projection_rebuilds")),
             load_sql: CHECKPOINT_LOAD.replace("{table}", "public.projection_rebuilds"),
+        }
+    }
+
+    /// One partition of a batch of a rebuild's bulk phase (see
+    /// [`Projection::streams_independent`]): like [`shadow`](Self::shadow), but the batch
+    /// does not move the checkpoint.
+    pub(crate) fn shadow_partition(p: &dyn Projection, schema: &str) -> Self {
+        Self {
+            update_sql: None,
+            ..Self::shadow(p, schema)
         }
     }
 
@@ -711,7 +731,11 @@ impl ProjectorRuntime {
             }
         }
         let next = last.checkpoint();
-        let done = sqlx::query(&sink.update_sql)
+        let Some(update_sql) = &sink.update_sql else {
+            tx.commit().await.map_err(fail)?;
+            return Ok(next);
+        };
+        let done = sqlx::query(update_sql)
             .bind(&sink.name)
             .bind(sink.version)
             .bind(next.transaction_id as i64)
@@ -743,26 +767,14 @@ impl ProjectorRuntime {
     /// lag behind it while another transaction of the cluster is open, so an empty read only
     /// ends the catch-up once the horizon has passed every such transaction.
     pub async fn catch_up(&self, p: &dyn Projection) -> Result<CatchUp, String> {
-        self.ensure_checkpoint(p).await.map_err(|e| e.to_string())?;
-        self.catch_up_sink(p, &Sink::live(p), None, &mut |_| {})
-            .await
-    }
-
-    /// [`catch_up`](Self::catch_up) into `sink`, stopping early (between batches) once `stop`
-    /// says so; `on_batch` sees the checkpoint and size of every committed batch.
-    pub(crate) async fn catch_up_sink(
-        &self,
-        p: &dyn Projection,
-        sink: &Sink,
-        stop: Option<&(dyn Fn() -> bool + Sync)>,
-        on_batch: &mut (dyn FnMut(BatchDone) + Send),
-    ) -> Result<CatchUp, String> {
         let started = Instant::now();
+        let sink = Sink::live(p);
         let target = snapshot_edge(self.store.pool())
             .await
             .map_err(|e| e.to_string())?;
+        self.ensure_checkpoint(p).await.map_err(|e| e.to_string())?;
         let mut cp = self
-            .load_checkpoint_of(sink)
+            .load_checkpoint_of(&sink)
             .await
             .map_err(|e| e.to_string())?;
         let mut out = CatchUp::default();
@@ -772,9 +784,6 @@ impl ProjectorRuntime {
             .await
             .map_err(|e| e.to_string())?;
         loop {
-            if stop.is_some_and(|s| s()) {
-                break;
-            }
             if events.is_empty() {
                 let passed = horizon(self.store.pool())
                     .await
@@ -795,14 +804,10 @@ impl ProjectorRuntime {
                 }
                 continue;
             }
-            let (done, next) = self.process_prefetching(p, sink, cp, &events).await;
+            let (done, next) = self.process_prefetching(p, &sink, cp, &events).await;
             cp = done.map_err(|()| "checkpoint moved by another runner".to_owned())?;
             out.events += events.len() as u64;
             out.batches += 1;
-            on_batch(BatchDone {
-                checkpoint: cp,
-                events: events.len() as u64,
-            });
             events = match next {
                 Some(n) => n,
                 None => self
@@ -815,15 +820,6 @@ impl ProjectorRuntime {
         out.elapsed = started.elapsed();
         Ok(out)
     }
-}
-
-/// A committed batch (for progress reporting).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BatchDone {
-    /// The checkpoint after it.
-    pub checkpoint: Checkpoint,
-    /// Its events.
-    pub events: u64,
 }
 
 /// `xmax` of a fresh snapshot: every transaction that has started so far is below it.

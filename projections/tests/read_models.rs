@@ -342,6 +342,7 @@ fn create(
         team_id: None,
         assignee_id: None,
         reporter_id: reporter,
+        ci_id: None,
         actor: Actor::User(reporter),
     }
 }

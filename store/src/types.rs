@@ -90,6 +90,15 @@ pub struct EventMetadata {
     /// The event (id) that caused this one, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<Uuid>,
+    /// True when a test-mode API key (`qg_test_…`) acted: the integration bus records the
+    /// deliveries of such events as `dry_run` and sends nothing outside (ADR 0016). Absent when
+    /// false, so the stored (and hashed) metadata of every other event keeps its old shape.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub test_mode: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// An optional idempotency key with the hash of the request it guards.
@@ -195,5 +204,32 @@ impl RecordedEvent {
             transaction_id: self.transaction_id,
             position: self.global_position,
         }
+    }
+}
+
+#[cfg(test)]
+mod metadata_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// `test_mode` must not change the stored form (and so the hash) of any other event: the
+    /// field is absent when false, and metadata stored before it existed still decodes.
+    #[test]
+    fn test_mode_is_backward_compatible() {
+        let old = serde_json::json!({"actor": "user:x", "request_id": "r"});
+        let m: EventMetadata = serde_json::from_value(old.clone()).unwrap();
+        assert!(!m.test_mode);
+        assert_eq!(serde_json::to_value(&m).unwrap(), old);
+        let test = EventMetadata {
+            test_mode: true,
+            ..m
+        };
+        let v = serde_json::to_value(&test).unwrap();
+        assert_eq!(v["test_mode"], true);
+        assert_eq!(serde_json::from_value::<EventMetadata>(v).unwrap(), test);
+        assert!(
+            serde_json::from_value::<EventMetadata>(serde_json::json!({"actor": "a", "x": 1}))
+                .is_err()
+        );
     }
 }

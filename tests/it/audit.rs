@@ -113,6 +113,7 @@ fn change(i: usize, actor: Actor) -> IncidentCommand {
             }),
             priority: None,
             category_id: None,
+            ci_id: None,
             matrix: PriorityMatrix::default(),
             actor,
         },
@@ -151,6 +152,7 @@ async fn incident(
                 team_id: None,
                 assignee_id: None,
                 reporter_id: reporter,
+                ci_id: None,
                 actor,
             }
         } else {

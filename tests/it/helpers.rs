@@ -77,6 +77,7 @@ pub fn meta() -> EventMetadata {
         request_id: Some("req-1".into()),
         correlation_id: Some(Uuid::now_v7()),
         causation_id: None,
+        test_mode: false,
     }
 }
 

@@ -22,7 +22,7 @@ use eventdesk_domain::values::{
     Description, HoldReason, Impact, IncidentStatus, Priority, ReasonText, ResolutionText, Title,
     Urgency, WorkNoteBody, WorkNoteType,
 };
-use eventdesk_domain::{CategoryId, IncidentId, PriorityMatrix, StreamId, TeamId, UserId};
+use eventdesk_domain::{CategoryId, CiId, IncidentId, PriorityMatrix, StreamId, TeamId, UserId};
 use eventdesk_projections::queries::incidents::{
     IncidentDetail, IncidentFilter, IncidentSort, get_incident, list_incidents,
 };
@@ -61,6 +61,7 @@ pub fn metadata(p: &Principal, headers: &HeaderMap) -> EventMetadata {
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.parse().ok()),
         causation_id: None,
+        test_mode: p.kind == crate::auth::AuthKind::TestKey,
     }
 }
 
@@ -95,6 +96,7 @@ pub async fn list(
                 "team_id" => filter.team_id = Some(TeamId(parse_param(&k, &v)?)),
                 "category_id" => filter.category_id = Some(CategoryId(parse_param(&k, &v)?)),
                 "reporter_id" => filter.reporter_id = Some(UserId(parse_param(&k, &v)?)),
+                "ci_id" => filter.ci_id = Some(CiId(parse_param(&k, &v)?)),
                 "created_after" => {
                     filter.created_after = Some(parse_param::<DateTime<Utc>>(&k, &v)?)
                 }
@@ -275,6 +277,24 @@ pub struct IncidentCreate {
     team_id: Option<TeamId>,
     #[serde(default)]
     assignee_id: Option<UserId>,
+    /// The affected configuration item (CMDB).
+    #[serde(default)]
+    ci_id: Option<CiId>,
+}
+
+/// Checks that a referenced configuration item exists in the caller's tenant (`422` on
+/// `ci_id` otherwise, also for another tenant's).
+async fn check_ci(state: &AppState, principal: &Principal, ci: Option<CiId>) -> ApiResult<()> {
+    let Some(ci) = ci else {
+        return Ok(());
+    };
+    let mut tx = state.tenant_tx(principal.tenant).await?;
+    let found = eventdesk_projections::queries::cmdb::get_ci(&mut tx, principal.tenant, ci).await?;
+    tx.commit().await?;
+    if found.is_none() {
+        return Err(ApiError::field("ci_id", "no such configuration item"));
+    }
+    Ok(())
 }
 
 /// Checks that referenced users, teams and categories exist in the caller's tenant.
@@ -361,6 +381,7 @@ pub async fn create(
         value.assignee_id,
     )
     .await?;
+    check_ci(&state, &principal, value.ci_id).await?;
     let matrix = priority_matrix(&state, &principal).await?;
     let sla = std::sync::Arc::new(sla_rules(&state, &principal).await?);
     let id = IncidentId::new();
@@ -386,6 +407,7 @@ pub async fn create(
         team_id: value.team_id,
         assignee_id: value.assignee_id,
         reporter_id: reporter,
+        ci_id: value.ci_id,
         actor,
         sla,
     };
@@ -486,6 +508,9 @@ pub struct IncidentUpdate {
     team_id: Option<TeamId>,
     #[serde(default, deserialize_with = "double_option")]
     category_id: Option<Option<CategoryId>>,
+    /// The affected configuration item (`null` clears it).
+    #[serde(default, deserialize_with = "double_option")]
+    ci_id: Option<Option<CiId>>,
     #[serde(default)]
     resolution: Option<String>,
     #[serde(default)]
@@ -540,6 +565,7 @@ pub async fn patch(
         u.assignee_id,
     )
     .await?;
+    check_ci(&state, &principal, u.ci_id.flatten()).await?;
     let (current, _) = eventdesk_commands::load::<IncidentAggregate>(
         &state.store,
         principal.tenant,
@@ -556,6 +582,7 @@ pub async fn patch(
         || u.impact.is_some()
         || u.urgency.is_some()
         || u.category_id.is_some()
+        || u.ci_id.is_some()
     {
         commands.push(IncidentCommand::UpdateFields {
             title,
@@ -564,6 +591,7 @@ pub async fn patch(
             urgency: u.urgency,
             priority: u.priority,
             category_id: u.category_id,
+            ci_id: u.ci_id,
             matrix: priority_matrix(&state, &principal).await?,
             actor,
         });

@@ -4,15 +4,19 @@
 //! [`authorize`] middleware enforces it for every request and **denies anything not listed**,
 //! so a route added without a declaration is unreachable rather than open.
 
+pub mod analytics;
 pub mod api_keys;
 pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod cmdb;
 pub mod directory;
 pub mod incidents;
+pub mod integrations;
 pub mod roles;
 pub mod sla;
 pub mod sla_timers;
+pub mod webhooks;
 
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -50,6 +54,37 @@ pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
         Method::GET,
         "/api/v1/security/events",
         p(Resource::Security, Action::Read),
+    ),
+    // Analytics (issue #5, ADR 0015).
+    (
+        Method::GET,
+        "/api/v1/analytics/summary",
+        p(Resource::Analytics, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/analytics/trends",
+        p(Resource::Analytics, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/analytics/mttr",
+        p(Resource::Analytics, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/analytics/mtta",
+        p(Resource::Analytics, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/analytics/sla",
+        p(Resource::Analytics, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/analytics/backlog",
+        p(Resource::Analytics, Action::Read),
     ),
     // Incidents.
     (
@@ -305,6 +340,125 @@ pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
         "/api/v1/sla/policies/{id}/reactivate",
         p(Resource::Sla, Action::Write),
     ),
+    // CMDB (issue #8, ADR 0017).
+    (Method::GET, "/api/v1/cis", p(Resource::Ci, Action::Read)),
+    (Method::POST, "/api/v1/cis", p(Resource::Ci, Action::Create)),
+    (
+        Method::GET,
+        "/api/v1/cis/{id}",
+        p(Resource::Ci, Action::Read),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/cis/{id}",
+        p(Resource::Ci, Action::Write),
+    ),
+    (
+        Method::GET,
+        "/api/v1/cis/{id}/relationships",
+        p(Resource::Ci, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/cis/{id}/relationships",
+        p(Resource::Ci, Action::Write),
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/cis/{id}/relationships/{rel_id}",
+        p(Resource::Ci, Action::Write),
+    ),
+    (
+        Method::GET,
+        "/api/v1/cis/{id}/impact",
+        p(Resource::Ci, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/cis/{id}/retire",
+        p(Resource::Ci, Action::Delete),
+    ),
+    (
+        Method::GET,
+        "/api/v1/ci-types",
+        p(Resource::CiType, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/ci-types",
+        p(Resource::CiType, Action::Create),
+    ),
+    (
+        Method::GET,
+        "/api/v1/ci-types/{id}",
+        p(Resource::CiType, Action::Read),
+    ),
+    // The integration bus (issue #7, ADR 0016).
+    (
+        Method::GET,
+        "/api/v1/webhooks",
+        p(Resource::Webhook, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/webhooks",
+        p(Resource::Webhook, Action::Create),
+    ),
+    (
+        Method::GET,
+        "/api/v1/webhooks/{id}",
+        p(Resource::Webhook, Action::Read),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/webhooks/{id}",
+        p(Resource::Webhook, Action::Write),
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/webhooks/{id}",
+        p(Resource::Webhook, Action::Delete),
+    ),
+    (
+        Method::POST,
+        "/api/v1/webhooks/{id}/rotate-secret",
+        p(Resource::Webhook, Action::Write),
+    ),
+    (
+        Method::GET,
+        "/api/v1/webhooks/{id}/deliveries",
+        p(Resource::Webhook, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+        p(Resource::Webhook, Action::Write),
+    ),
+    (
+        Method::GET,
+        "/api/v1/integrations",
+        p(Resource::Integration, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/integrations/slack",
+        p(Resource::Integration, Action::Read),
+    ),
+    (
+        Method::PUT,
+        "/api/v1/integrations/slack",
+        p(Resource::Integration, Action::Write),
+    ),
+    (
+        Method::GET,
+        "/api/v1/integrations/jira",
+        p(Resource::Integration, Action::Read),
+    ),
+    (
+        Method::PUT,
+        "/api/v1/integrations/jira",
+        p(Resource::Integration, Action::Write),
+    ),
     // API keys.
     (
         Method::GET,
@@ -412,6 +566,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/incidents/{id}/sla", get(sla_timers::incident_sla))
         .route("/api/v1/sla/timers", get(sla_timers::list))
+        .route("/api/v1/analytics/summary", get(analytics::summary))
+        .route("/api/v1/analytics/trends", get(analytics::trends))
+        .route("/api/v1/analytics/mttr", get(analytics::mttr))
+        .route("/api/v1/analytics/mtta", get(analytics::mtta))
+        .route("/api/v1/analytics/sla", get(analytics::sla))
+        .route("/api/v1/analytics/backlog", get(analytics::backlog))
         .route("/api/v1/audit/events", get(audit::events))
         .route("/api/v1/audit/streams/{stream_id}", get(audit::stream))
         .route("/api/v1/security/events", get(audit::security_events))
@@ -518,6 +678,54 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/sla/policies/{id}/reactivate",
             post(sla::reactivate_policy),
+        )
+        .route("/api/v1/cis", get(cmdb::list_cis).post(cmdb::create_ci))
+        .route("/api/v1/cis/{id}", get(cmdb::get_ci).patch(cmdb::patch_ci))
+        .route(
+            "/api/v1/cis/{id}/relationships",
+            get(cmdb::list_relationships).post(cmdb::create_relationship),
+        )
+        .route(
+            "/api/v1/cis/{id}/relationships/{rel_id}",
+            axum::routing::delete(cmdb::delete_relationship),
+        )
+        .route("/api/v1/cis/{id}/impact", get(cmdb::impact))
+        .route("/api/v1/cis/{id}/retire", post(cmdb::retire_ci))
+        .route(
+            "/api/v1/ci-types",
+            get(cmdb::list_ci_types).post(cmdb::create_ci_type),
+        )
+        .route("/api/v1/ci-types/{id}", get(cmdb::get_ci_type))
+        .route(
+            "/api/v1/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(webhooks::get_one)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            post(webhooks::redeliver),
+        )
+        .route("/api/v1/integrations", get(integrations::list))
+        .route(
+            "/api/v1/integrations/slack",
+            get(integrations::get_slack).put(integrations::put_slack),
+        )
+        .route(
+            "/api/v1/integrations/jira",
+            get(integrations::get_jira).put(integrations::put_jira),
         )
         .route(
             "/api/v1/api-keys",

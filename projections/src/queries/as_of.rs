@@ -215,6 +215,7 @@ pub async fn incident_as_of(
             assignee: inc.assignee_id.map(user),
             team,
             category,
+            ci_id: inc.ci_id,
             hold_reason: inc.hold_reason,
             resolution: inc.resolution.as_ref().map(|r| r.as_str().to_owned()),
             reopen_count: i32::try_from(inc.reopen_count)

@@ -53,7 +53,7 @@ use eventdesk_domain::values::{
     HoldReason, Impact, IncidentNumber, IncidentStatus, Priority, Urgency, WorkNoteType,
 };
 use eventdesk_domain::{
-    Actor, AttachmentId, CategoryId, IncidentId, TeamId, TenantId, UserId, WorkNoteId,
+    Actor, AttachmentId, CategoryId, CiId, IncidentId, TeamId, TenantId, UserId, WorkNoteId,
 };
 use serde::Serialize;
 use sqlx::postgres::PgRow;
@@ -134,6 +134,8 @@ pub struct IncidentListItem {
     pub team: Option<NamedRef>,
     /// Category.
     pub category: Option<NamedRef>,
+    /// The configuration item it affects.
+    pub ci_id: Option<CiId>,
     /// Why it is on hold (while `on_hold`).
     pub hold_reason: Option<HoldReason>,
     /// Resolution (while resolved/closed).
@@ -260,6 +262,8 @@ pub struct IncidentFilter {
     pub category_id: Option<CategoryId>,
     /// Reported by this user.
     pub reporter_id: Option<UserId>,
+    /// Affecting this configuration item.
+    pub ci_id: Option<CiId>,
     /// Created at or after.
     pub created_after: Option<DateTime<Utc>>,
     /// Created strictly before.
@@ -434,7 +438,7 @@ const INCIDENT_COLUMNS: &str = "SELECT i.id, i.number, i.title, i.description, i
      r.last_name AS reporter_last_name, \
      i.assignee_id, a.username AS assignee_username, a.first_name AS assignee_first_name, \
      a.last_name AS assignee_last_name, \
-     i.team_id, t.name AS team_name, i.category_id, c.name AS category_name";
+     i.team_id, t.name AS team_name, i.category_id, c.name AS category_name, i.ci_id";
 
 /// The joins of the embedded reporter, assignee, team and category.
 const INCIDENT_JOINS: &str = " \
@@ -492,6 +496,7 @@ fn only_counted_fields(f: &IncidentFilter) -> bool {
         && f.team_id.is_none()
         && f.category_id.is_none()
         && f.reporter_id.is_none()
+        && f.ci_id.is_none()
         && f.only_reporter.is_none()
         && f.created_after.is_none()
         && f.created_before.is_none()
@@ -530,6 +535,7 @@ fn push_filters(
     eq(qb, "i.team_id", f.team_id.map(|x| x.0));
     eq(qb, "i.category_id", f.category_id.map(|x| x.0));
     eq(qb, "i.reporter_id", f.reporter_id.map(|x| x.0));
+    eq(qb, "i.ci_id", f.ci_id.map(|x| x.0));
     eq(qb, "i.reporter_id", f.only_reporter.map(|x| x.0));
     if let Some(t) = f.created_after {
         qb.push(" AND i.created_at >= ").push_bind(t);
@@ -594,6 +600,7 @@ fn list_item(row: &PgRow) -> Result<IncidentListItem> {
                 })
             })
             .transpose()?,
+        ci_id: row.try_get::<Option<Uuid>, _>("ci_id")?.map(CiId),
         hold_reason: parse_opt_col(row, "hold_reason")?,
         resolution: row.try_get("resolution")?,
         reopen_count: row.try_get("reopen_count")?,

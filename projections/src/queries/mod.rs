@@ -10,8 +10,10 @@
 //!
 //! SQL is built with `sqlx::QueryBuilder` (lists have dynamic filters); every value is bound.
 
+pub mod analytics;
 pub mod as_of;
 pub mod audit;
+pub mod cmdb;
 pub mod directory;
 pub mod incidents;
 pub mod paging;

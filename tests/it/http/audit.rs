@@ -176,6 +176,20 @@ async fn the_event_log_is_listed_per_tenant_with_filters_and_stable_cursors() {
     )
     .await;
     app.incident(&other.admin, "Other tenant's incident").await;
+    // Listings show events below the horizon only: wait until every event of the tenant has
+    // passed it (another test's open transaction can hold it back for a moment).
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE tenant_id = $1")
+        .bind(t.id.0)
+        .fetch_one(&app.db.superuser)
+        .await
+        .expect("count");
+    for _ in 0..500 {
+        let r = get(&app, &t.admin, "/api/v1/audit/events?limit=1").await;
+        if r.body["pagination"]["total_items"].as_i64() == Some(stored) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     // Everything of the tenant, newest first, no other tenant's event, no duplicates.
     let all = walk(&app, &t.admin, "/api/v1/audit/events").await;
@@ -382,11 +396,13 @@ async fn the_security_log_shows_logins_denials_and_key_changes() {
     )
     .await;
     let mut seen = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..500 {
         let r = get(&app, &t.admin, "/api/v1/security/events?limit=100").await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
         seen = r.body["data"].as_array().expect("data").clone();
-        if seen.iter().any(|e| e["event_type"] == "PermissionDenied") {
+        // Listings show only events below the horizon: wait until all three are there.
+        let has = |t: &str| seen.iter().any(|e| e["event_type"] == t);
+        if has("PermissionDenied") && has("ApiKeyCreated") && has("LoginSucceeded") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -1,10 +1,14 @@
 //! Black-box tests over HTTP against the real server and database.
 
+mod analytics;
 pub mod app;
 mod audit;
+mod cmdb;
 mod idempotency;
 mod incidents;
+mod integrations;
 mod roles;
 mod security;
 mod sla_config;
 mod sla_timers;
+mod webhooks;

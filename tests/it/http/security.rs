@@ -90,6 +90,32 @@ async fn api_key(app: &TestApp, admin: &str, body: Value) -> (String, String) {
     )
 }
 
+/// Creates a paused webhook (as `admin`; a public address that is never called) and returns
+/// its id and an id standing for one of its deliveries.
+async fn webhook(app: &TestApp, admin: &str) -> (String, String) {
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(admin),
+            Some(
+                json!({"url": "https://93.184.216.34/hook", "event_types": ["*"],
+                        "status": "paused"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "create webhook: {:?}",
+        r.body
+    );
+    (
+        r.body["id"].as_str().unwrap().to_owned(),
+        Uuid::now_v7().to_string(),
+    )
+}
+
 /// Calls with `X-API-Key` instead of a bearer token.
 async fn call_key(app: &TestApp, method: Method, path: &str, key: &str) -> Resp {
     app.call_with(method, path, None, None, &[("x-api-key", key)])
@@ -107,6 +133,11 @@ struct Targets {
     calendar: String,
     policy: String,
     role: String,
+    ci: String,
+    ci_type: String,
+    ci_rel: String,
+    webhook: String,
+    delivery: String,
 }
 
 impl Targets {
@@ -126,6 +157,11 @@ impl Targets {
                 "id" if route.starts_with("/api/v1/sla/calendars/") => &self.calendar,
                 "id" if route.starts_with("/api/v1/sla/policies/") => &self.policy,
                 "id" if route.starts_with("/api/v1/roles/") => &self.role,
+                "id" if route.starts_with("/api/v1/cis/") => &self.ci,
+                "id" if route.starts_with("/api/v1/ci-types/") => &self.ci_type,
+                "rel_id" if route.starts_with("/api/v1/cis/") => &self.ci_rel,
+                "id" if route.starts_with("/api/v1/webhooks/") => &self.webhook,
+                "delivery_id" if route.starts_with("/api/v1/webhooks/") => &self.delivery,
                 "aid" if route.starts_with("/api/v1/incidents/") => &self.attachment,
                 // The incident's stream in the audit trail.
                 "stream_id" if route.starts_with("/api/v1/audit/streams/") => &self.incident,
@@ -205,6 +241,7 @@ async fn team_and_category(app: &TestApp, admin: &str) -> (String, String) {
 async fn custom_role(app: &TestApp, admin: &str) -> String {
     let ctx = BodyCtx {
         assignee: Uuid::nil(),
+        ci: Uuid::nil(),
     };
     let r = app
         .call(
@@ -222,6 +259,7 @@ async fn custom_role(app: &TestApp, admin: &str) -> String {
 async fn sla_config(app: &TestApp, admin: &str) -> (String, String) {
     let ctx = BodyCtx {
         assignee: Uuid::nil(),
+        ci: Uuid::nil(),
     };
     let mut out = Vec::new();
     for (route, path) in [
@@ -240,6 +278,45 @@ async fn sla_config(app: &TestApp, admin: &str) -> (String, String) {
         out.push(r.body["id"].as_str().unwrap().to_owned());
     }
     (out[0].clone(), out[1].clone())
+}
+
+/// A CI with a relationship (`depends_on` another CI, which is returned too) and a custom CI
+/// type, as `admin`; returns (ci, relationship, target ci, ci type).
+async fn cmdb_objects(app: &TestApp, admin: &str) -> (String, String, String, String) {
+    let mut cis = Vec::new();
+    for name in ["app", "db"] {
+        let r = app
+            .call(
+                Method::POST,
+                "/api/v1/cis",
+                Some(admin),
+                Some(json!({"type": "application", "name": format!("{name} {}", uniq())})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "ci: {:?}", r.body);
+        cis.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/cis/{}/relationships", cis[0]),
+            Some(admin),
+            Some(json!({"target_id": cis[1], "type": "depends_on"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "relationship: {:?}", r.body);
+    let rel = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/ci-types",
+            Some(admin),
+            Some(json!({"key": format!("t_{}", uniq()), "name": "Rack"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "ci type: {:?}", r.body);
+    let ty = r.body["id"].as_str().unwrap().to_owned();
+    (cis[0].clone(), rel, cis[1].clone(), ty)
 }
 
 /// A plausible body for a protected route (None for bodiless requests).
@@ -270,6 +347,16 @@ fn body_for(method: &Method, route: &str, ctx: &BodyCtx) -> Option<Value> {
             Some(json!({"name": format!("Role {}", uniq()), "permissions": ["incident:read"]}))
         }
         ("PATCH", "/api/v1/roles/{id}") => Some(json!({"description": "Renamed"})),
+        ("POST", "/api/v1/cis") => {
+            Some(json!({"type": "server", "name": format!("srv {}", uniq())}))
+        }
+        ("PATCH", "/api/v1/cis/{id}") => Some(json!({"description": "Renamed"})),
+        ("POST", "/api/v1/cis/{id}/relationships") => {
+            Some(json!({"target_id": ctx.ci, "type": "connected_to"}))
+        }
+        ("POST", "/api/v1/ci-types") => {
+            Some(json!({"key": format!("t_{}", uniq()), "name": "Rack"}))
+        }
         ("POST", "/api/v1/api-keys") => Some(json!({"name": format!("key {}", uniq())})),
         ("POST", "/api/v1/tenants") => Some(json!({"name": format!("Evil {}", uniq())})),
         ("POST", "/api/v1/sla/calendars") => Some(json!({
@@ -302,6 +389,8 @@ fn body_for(method: &Method, route: &str, ctx: &BodyCtx) -> Option<Value> {
 
 struct BodyCtx {
     assignee: Uuid,
+    /// A CI of the tenant, the target of new relationships.
+    ci: Uuid,
 }
 
 fn assert_security_headers(r: &Resp, what: &str) {
@@ -372,6 +461,8 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
     let (a_user, _) = app.user(&a.admin, "operator").await;
     let (team_id, cat_id) = team_and_category(&app, &a.admin).await;
     let (a_key_id, a_key) = api_key(&app, &a.admin, json!({"name": "A integration"})).await;
+    let (a_ci, a_rel, a_ci_target, a_ci_type) = cmdb_objects(&app, &a.admin).await;
+    let (a_webhook, a_delivery) = webhook(&app, &a.admin).await;
     let a_objects = Targets {
         incident: inc_id.clone(),
         attachment: up.body["attachments"][0]["id"].as_str().unwrap().to_owned(),
@@ -382,6 +473,11 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         calendar: a_calendar.clone(),
         policy: a_policy.clone(),
         role: a_role.clone(),
+        ci: a_ci.clone(),
+        ci_type: a_ci_type.clone(),
+        ci_rel: a_rel.clone(),
+        webhook: a_webhook.clone(),
+        delivery: a_delivery,
     };
     // A's view of each object, before B tries anything.
     let readable = [
@@ -390,6 +486,11 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         format!("/api/v1/teams/{team_id}"),
         format!("/api/v1/categories/{cat_id}"),
         format!("/api/v1/roles/{a_role}"),
+        format!("/api/v1/cis/{a_ci}"),
+        format!("/api/v1/cis/{a_ci_target}"),
+        format!("/api/v1/ci-types/{a_ci_type}"),
+        format!("/api/v1/cis/{a_ci}/relationships"),
+        format!("/api/v1/webhooks/{a_webhook}"),
     ];
     let mut before = Vec::new();
     for p in &readable {
@@ -401,6 +502,7 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
     // Every route with an id, as B's admin, on A's object: 404.
     let ctx = BodyCtx {
         assignee: b.admin_id,
+        ci: Uuid::nil(),
     };
     let mut covered = 0;
     for (method, route, _) in PERMISSIONS {
@@ -466,6 +568,9 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         a_key_id.clone(),
         a_calendar.clone(),
         a_policy.clone(),
+        a_ci.clone(),
+        a_ci_target.clone(),
+        a_ci_type.clone(),
     ]
     .into();
     for path in [
@@ -480,6 +585,10 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         "/api/v1/api-keys".to_owned(),
         "/api/v1/sla/calendars?limit=100".to_owned(),
         "/api/v1/sla/policies?limit=100".to_owned(),
+        "/api/v1/cis?limit=100".to_owned(),
+        "/api/v1/ci-types?limit=100".to_owned(),
+        format!("/api/v1/cis?q=app&owner_team_id={team_id}"),
+        format!("/api/v1/incidents?ci_id={a_ci}"),
     ] {
         let r = app.call(Method::GET, &path, Some(&b.admin), None).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {:?}", r.body);
@@ -584,8 +693,11 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
 async fn every_role_gets_exactly_the_routes_its_permissions_allow() {
     let app = spawn().await;
     let t = app.tenant("Acme").await;
+    // The target of every new relationship, and a custom CI type to read.
+    let (_, _, ci_target, ci_type) = cmdb_objects(&app, &t.admin).await;
     let ctx = BodyCtx {
         assignee: t.admin_id,
+        ci: ci_target.parse().unwrap(),
     };
     let roles = ["admin", "manager", "operator", "user", "viewer"];
     let mut tokens = Vec::new();
@@ -639,6 +751,8 @@ async fn every_role_gets_exactly_the_routes_its_permissions_allow() {
         let (calendar, policy) = sla_config(&app, &t.admin).await;
         let role = custom_role(&app, &t.admin).await;
         let (key, _) = api_key(&app, &t.admin, json!({"name": format!("k {role_name}")})).await;
+        let (ci, ci_rel, _, _) = cmdb_objects(&app, &t.admin).await;
+        let (webhook, delivery) = webhook(&app, &t.admin).await;
         let targets = Targets {
             incident: inc_id,
             attachment: up.body["attachments"][0]["id"].as_str().unwrap().to_owned(),
@@ -649,6 +763,11 @@ async fn every_role_gets_exactly_the_routes_its_permissions_allow() {
             calendar,
             policy,
             role,
+            ci,
+            ci_type: ci_type.clone(),
+            ci_rel,
+            webhook,
+            delivery,
         };
         for (method, route, needed) in PERMISSIONS {
             assert_eq!(permission_for(method, route), Some(*needed));
