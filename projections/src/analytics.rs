@@ -9,7 +9,7 @@
 //! | `rm_analytics_open_age` | open incidents per cube cell and UTC day of creation (aging) |
 //! | `rm_analytics_flows` | created / resolved / closed / reopened per cube cell and 15-minute, hour and day block |
 //! | `rm_analytics_samples` | one row per response and per resolution: wall and business seconds, bin, breached |
-//! | `rm_analytics_hist` | per 1/8/64/512-day block and cell (team × priority): count, sum, breached and a histogram of the durations |
+//! | `rm_analytics_hist` | per block of 6 hours, 1, 8, 64 or 512 days and cell (team × priority): count, sum, breached and a histogram of the durations |
 //!
 //! A *cube cell* is `(team_key, category_key)` with [`ANY`] standing for "all": each count is
 //! written under (ANY, ANY), (team, ANY), (ANY, category) and (team, category), so a query with
@@ -76,8 +76,9 @@ pub const ANY_PRIORITY: i16 = -1;
 
 /// Seconds of the flow blocks of level 0 (15 minutes), 1 (hour), 2 (6 hours) and 3 (day).
 pub const FLOW_LEVEL_SECS: [i64; 4] = [900, 3600, 21_600, 86_400];
-/// Days of the histogram blocks of level 0..3.
-pub const HIST_LEVEL_DAYS: [i64; 4] = [1, 8, 64, 512];
+/// Seconds of the histogram blocks of level 0..4: 6 hours, 1, 8, 64 and 512 days (block =
+/// UTC seconds / size).
+pub const HIST_LEVEL_SECS: [i64; 5] = [21_600, 86_400, 8 * 86_400, 64 * 86_400, 512 * 86_400];
 
 /// log2 of the sub-bins per octave of the duration histograms.
 const SUB_BITS: u32 = 5;
@@ -437,11 +438,11 @@ impl Deltas {
         secs: i64,
         breached: bool,
     ) {
-        let day = epoch_day(at);
+        let t = at.timestamp();
         let bin = duration_bin(secs);
         let p = priority_rank(f.priority);
-        for (level, days) in HIST_LEVEL_DAYS.iter().enumerate() {
-            let block = day.div_euclid(*days) as i32;
+        for (level, size) in HIST_LEVEL_SECS.iter().enumerate() {
+            let block = t.div_euclid(*size) as i32;
             for tk in [ANY, cube_key(f.team_id)] {
                 for pk in [ANY_PRIORITY, p] {
                     let d = self

@@ -616,7 +616,7 @@ impl Rebuild<'_> {
             let resumable = !self.opts.restart
                 && version == p.version()
                 && schema == self.schema
-                && self.shadow_matches_live().await?;
+                && self.shadow_matches_live(false).await?;
             if resumable {
                 return Ok(Prepared {
                     phase: if phase == "bulk" {
@@ -687,12 +687,19 @@ impl Rebuild<'_> {
         })
     }
 
-    /// Whether every table of the shadow exists with the live table's columns.
-    async fn shadow_matches_live(&self) -> Result<bool, RebuildError> {
+    /// Whether every table of the shadow exists with the live table's columns (and, with
+    /// `complete`, the same indexes, constraints, triggers and policies, by name).
+    async fn shadow_matches_live(&self, complete: bool) -> Result<bool, RebuildError> {
         for t in self.p.tables() {
             let live = table_shape(self.pool(), HOME, t).await?;
             let shadow = table_shape(self.pool(), &self.schema, t).await?;
             if live.is_none() || live != shadow {
+                return Ok(false);
+            }
+            if complete
+                && table_objects(self.pool(), HOME, t).await?
+                    != table_objects(self.pool(), &self.schema, t).await?
+            {
                 return Ok(false);
             }
         }
@@ -889,10 +896,11 @@ impl Rebuild<'_> {
                 "the shadow ({cp:?}) is behind the live projection ({live:?})"
             )));
         }
-        if !self.shadow_matches_live().await? {
+        if !self.shadow_matches_live(true).await? {
             return Err(RebuildError::Unsupported(format!(
-                "the live tables of {} changed shape during the rebuild (a migration?): \
-                 run `projections rebuild {} --restart`",
+                "the live tables of {} changed during the rebuild (columns, indexes, \
+                 constraints, triggers or policies: a migration?): run `projections rebuild {} \
+                 --restart`",
                 p.name(),
                 p.name()
             )));
@@ -1126,6 +1134,30 @@ async fn table_shape(
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
          WHERE a.attrelid = to_regclass(format('%I.%I', $1::text, $2::text)) \
            AND a.attnum > 0 AND NOT a.attisdropped",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_one(pool)
+    .await
+}
+
+/// The names of the indexes, constraints, triggers and policies of `schema.table`.
+async fn table_objects(
+    pool: &sqlx::PgPool,
+    schema: &str,
+    table: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH t AS (SELECT to_regclass(format('%I.%I', $1::text, $2::text)) AS oid) \
+         SELECT string_agg(o, ', ' ORDER BY o) FROM ( \
+           SELECT 'index ' || i.relname FROM t, pg_index x JOIN pg_class i \
+             ON i.oid = x.indexrelid WHERE x.indrelid = t.oid \
+           UNION ALL SELECT 'constraint ' || conname FROM t, pg_constraint \
+             WHERE conrelid = t.oid \
+           UNION ALL SELECT 'trigger ' || tgname FROM t, pg_trigger \
+             WHERE tgrelid = t.oid AND NOT tgisinternal \
+           UNION ALL SELECT 'policy ' || polname FROM t, pg_policy WHERE polrelid = t.oid \
+         ) AS objects(o)",
     )
     .bind(schema)
     .bind(table)

@@ -6,4 +6,5 @@ mod helpers;
 mod http;
 mod projections;
 mod projections_ops;
+mod rebuild;
 mod store;

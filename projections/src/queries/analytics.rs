@@ -21,8 +21,8 @@
 
 use super::Result;
 use crate::analytics::{
-    ANY, ANY_PRIORITY, BUSINESS, FLOW_LEVEL_SECS, HIST_LEVEL_DAYS, NONE, RESOLUTION, RESPONSE,
-    WALL, duration_bin, epoch_day, open_key,
+    ANY, ANY_PRIORITY, BUSINESS, FLOW_LEVEL_SECS, HIST_LEVEL_SECS, NONE, RESOLUTION, RESPONSE,
+    WALL, duration_bin, open_key,
 };
 use crate::incidents::priority_rank;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
@@ -1110,41 +1110,44 @@ fn locate(hist: &[i64], r: i64) -> Option<(i16, i64)> {
     None
 }
 
-/// The full UTC days of `[from, to)` cut into histogram blocks, and the partial edges.
+/// The whole 6-hour UTC blocks of `[from, to)` cut into the largest aligned histogram blocks,
+/// and the partial edges (less than 6 hours each).
 #[allow(clippy::type_complexity)]
 fn decompose(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> (Vec<(i16, i32)>, Vec<(DateTime<Utc>, DateTime<Utc>)>) {
-    let mut d0 = epoch_day(from);
-    if day_start(d0) < from {
-        d0 += 1;
-    }
-    let d1 = epoch_day(to);
     if from >= to {
         return (Vec::new(), Vec::new());
     }
-    if d0 >= d1 {
+    let q = HIST_LEVEL_SECS[0];
+    let at = |secs: i64| DateTime::<Utc>::UNIX_EPOCH + Duration::seconds(secs);
+    let mut c0 = from.timestamp().div_euclid(q) * q;
+    if at(c0) < from {
+        c0 += q;
+    }
+    let c1 = to.timestamp().div_euclid(q) * q;
+    if c0 >= c1 {
         return (Vec::new(), vec![(from, to)]);
     }
     let mut edges = Vec::new();
-    if from < day_start(d0) {
-        edges.push((from, day_start(d0)));
+    if from < at(c0) {
+        edges.push((from, at(c0)));
     }
-    if day_start(d1) < to {
-        edges.push((day_start(d1), to));
+    if at(c1) < to {
+        edges.push((at(c1), to));
     }
     let mut blocks = Vec::new();
-    let mut cursor = d0;
-    while cursor < d1 {
-        let level = (0..HIST_LEVEL_DAYS.len())
+    let mut cursor = c0;
+    while cursor < c1 {
+        let level = (0..HIST_LEVEL_SECS.len())
             .rev()
             .find(|l| {
-                let s = HIST_LEVEL_DAYS[*l];
-                cursor.rem_euclid(s) == 0 && cursor + s <= d1
+                let s = HIST_LEVEL_SECS[*l];
+                cursor.rem_euclid(s) == 0 && cursor + s <= c1
             })
             .unwrap_or(0);
-        let size = HIST_LEVEL_DAYS[level];
+        let size = HIST_LEVEL_SECS[level];
         blocks.push((level as i16, cursor.div_euclid(size) as i32));
         cursor += size;
     }
@@ -1177,24 +1180,125 @@ fn add_sample(
     }
 }
 
-/// `priority, team_id, wall_secs, business_secs, breached` of a sample row, from column `i`.
-#[allow(clippy::type_complexity)]
-fn sample_at(
-    r: &sqlx::postgres::PgRow,
-    i: usize,
-) -> Result<(i16, Option<Uuid>, i64, Option<i64>, Option<bool>)> {
-    Ok((
-        r.try_get(i)?,
-        r.try_get(i + 1)?,
-        r.try_get(i + 2)?,
-        r.try_get(i + 3)?,
-        r.try_get(i + 4)?,
-    ))
+/// The elements of an array in PostgreSQL's binary format (`array_send`), `None` for NULL.
+/// Reading arrays this way is much cheaper than decoding them element by element.
+fn array_elements(b: &[u8]) -> Result<Vec<Option<&[u8]>>> {
+    let bad = || super::QueryError::Corrupt {
+        column: "array_send",
+        message: "malformed binary array".into(),
+    };
+    let int = |at: usize| -> Result<i32> {
+        b.get(at..at + 4)
+            .and_then(|x| x.try_into().ok())
+            .map(i32::from_be_bytes)
+            .ok_or_else(bad)
+    };
+    let ndim = int(0)?;
+    if ndim == 0 {
+        return Ok(Vec::new());
+    }
+    if ndim != 1 {
+        return Err(bad());
+    }
+    let len = usize::try_from(int(12)?).map_err(|_| bad())?;
+    let mut at = 20;
+    let mut out = Vec::with_capacity(len);
+    for _ in 0..len {
+        let n = int(at)?;
+        at += 4;
+        if n < 0 {
+            out.push(None);
+        } else {
+            let n = usize::try_from(n).map_err(|_| bad())?;
+            out.push(Some(b.get(at..at + n).ok_or_else(bad)?));
+            at += n;
+        }
+    }
+    Ok(out)
 }
 
+fn be<const N: usize>(x: Option<&[u8]>) -> Option<[u8; N]> {
+    x.and_then(|x| x.try_into().ok())
+}
+
+/// A binary `int4[]`/`int8[]`/… column of `array_send`, decoded with `f`.
+fn array_of<T>(
+    r: &sqlx::postgres::PgRow,
+    i: usize,
+    f: impl Fn(Option<&[u8]>) -> T,
+) -> Result<Vec<T>> {
+    let bytes: Option<Vec<u8>> = r.try_get(i)?;
+    let Some(bytes) = bytes else {
+        return Ok(Vec::new());
+    };
+    Ok(array_elements(&bytes)?.into_iter().map(f).collect())
+}
+
+/// Samples packed one row per metric (`array_send(array_agg(…))` of each column), from
+/// column `i`: priority, team, wall, business, breached.
+#[allow(clippy::type_complexity)]
+fn packed_samples(
+    r: &sqlx::postgres::PgRow,
+    i: usize,
+) -> Result<Vec<(i16, Option<Uuid>, i64, Option<i64>, Option<bool>)>> {
+    let p = array_of(r, i, |x| be::<2>(x).map_or(0, i16::from_be_bytes))?;
+    let t = array_of(r, i + 1, |x| be::<16>(x).map(Uuid::from_bytes))?;
+    let w = array_of(r, i + 2, |x| be::<8>(x).map_or(0, i64::from_be_bytes))?;
+    let b = array_of(r, i + 3, |x| be::<8>(x).map(i64::from_be_bytes))?;
+    let br = array_of(r, i + 4, |x| x.map(|x| x.first() == Some(&1)))?;
+    if [t.len(), w.len(), b.len(), br.len()] != [p.len(); 4] {
+        return Err(super::QueryError::Corrupt {
+            column: "rm_analytics_samples",
+            message: "packed columns of different lengths".into(),
+        });
+    }
+    Ok(p.into_iter()
+        .zip(t)
+        .zip(w)
+        .zip(b)
+        .zip(br)
+        .map(|((((p, t), w), b), br)| (p, t, w, b, br))
+        .collect())
+}
+
+/// Selects the samples of `metrics` in `[a, b)` (one `SELECT … FROM rm_analytics_samples`),
+/// with the category and team filters.
+fn push_samples(
+    q: &mut QueryBuilder<'static, Postgres>,
+    tenant: TenantId,
+    filter: &Filter,
+    ms: &[i16],
+    (a, b): (DateTime<Utc>, DateTime<Utc>),
+) {
+    q.push(
+        "SELECT metric, priority, team_id, wall_secs, business_secs, breached \
+         FROM rm_analytics_samples WHERE tenant_id = ",
+    )
+    .push_bind(tenant.0)
+    .push(" AND metric = ANY(")
+    .push_bind(ms.to_vec())
+    .push(")");
+    if let Some(c) = filter.category_id {
+        q.push(" AND category_id = ").push_bind(c);
+    }
+    if let Some(t) = filter.team_id {
+        q.push(" AND team_id = ").push_bind(t);
+    }
+    q.push(" AND at >= ")
+        .push_bind(a)
+        .push(" AND at < ")
+        .push_bind(b);
+}
+
+/// The columns of the samples branch: one row per metric, every column packed.
+const PACKED: &str = "SELECT 1 AS src, metric, NULL::int2, NULL::uuid, NULL::int2, NULL::int8, \
+     NULL::int8, NULL::int8, NULL::bytea, array_send(array_agg(priority)), \
+     array_send(array_agg(team_id)), array_send(array_agg(wall_secs)), \
+     array_send(array_agg(business_secs)), array_send(array_agg(breached)) FROM (";
+
 /// Accumulates the samples of each of `metrics` in `[from, to)` per group; with `medians`,
-/// finds the exact medians too. The histogram path reads the blocks' rows and the edge days'
-/// samples in one statement.
+/// finds the exact medians too. One statement reads the blocks' histogram rows and the edge
+/// days' samples (or, with a category filter, all the category's samples in the range).
 async fn collect(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -1207,30 +1311,113 @@ async fn collect(
     let ms: Vec<i16> = metrics.iter().map(|m| m.column()).collect();
     let slot = |m: i16| ms.iter().position(|x| *x == m);
     let mut out: Vec<BTreeMap<Group, [Acc; 2]>> = vec![BTreeMap::new(); ms.len()];
-    if filter.category_id.is_some() {
-        // Direct: the category's samples in the range, one by one.
-        let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT metric, priority, team_id, wall_secs, business_secs, breached \
-             FROM rm_analytics_samples WHERE tenant_id = ",
-        );
-        q.push_bind(tenant.0)
-            .push(" AND metric = ANY(")
+    // Direct: the category is no histogram dimension; read its samples in the range.
+    let direct = filter.category_id.is_some();
+    let (blocks, edges) = if direct {
+        (Vec::new(), vec![(from, to)])
+    } else {
+        decompose(from, to)
+    };
+    let mut q = QueryBuilder::<Postgres>::new("");
+    let mut branches = 0;
+    if !blocks.is_empty() {
+        let levels: Vec<i16> = blocks.iter().map(|b| b.0).collect();
+        let ids: Vec<i32> = blocks.iter().map(|b| b.1).collect();
+        // The cells wanted: with a team filter, that team's (any priority and each); without,
+        // every team's "any priority" cell and the "any team" cell of each priority. Each
+        // branch is a range of the primary key (…, block, priority_key, team_key, kind).
+        let cells: Vec<(&str, Option<Uuid>)> = match filter.team_id {
+            Some(t) => vec![("", Some(t))],
+            None => vec![
+                (" AND h.priority_key = -1", None),
+                (" AND h.priority_key >= 0", Some(ANY)),
+            ],
+        };
+        for (priority, team) in cells {
+            if branches > 0 {
+                q.push(" UNION ALL ");
+            }
+            branches += 1;
+            // Compliance needs only the business rows' counts, not the histograms.
+            q.push(if medians {
+                "SELECT 0 AS src, h.metric, h.kind, h.team_key, h.priority_key, h.n, \
+                        h.sum_secs, h.breached, array_send(h.hist), NULL::bytea, NULL::bytea, \
+                        NULL::bytea, NULL::bytea, NULL::bytea \
+                 FROM rm_analytics_hist h JOIN unnest("
+            } else {
+                "SELECT 0 AS src, h.metric, h.kind, h.team_key, h.priority_key, h.n, \
+                        h.sum_secs, h.breached, NULL::bytea, NULL::bytea, NULL::bytea, \
+                        NULL::bytea, NULL::bytea, NULL::bytea \
+                 FROM rm_analytics_hist h JOIN unnest("
+            })
+            .push_bind(levels.clone())
+            .push("::int2[], ")
+            .push_bind(ids.clone())
+            .push(
+                "::int4[]) AS b(level, block) ON h.level = b.level AND h.block = b.block \
+                 WHERE h.tenant_id = ",
+            )
+            .push_bind(tenant.0)
+            .push(" AND h.metric = ANY(")
             .push_bind(ms.clone())
-            .push(") AND category_id = ")
-            .push_bind(filter.category_id)
-            .push(" AND at >= ")
-            .push_bind(from)
-            .push(" AND at < ")
-            .push_bind(to);
-        if let Some(t) = filter.team_id {
-            q.push(" AND team_id = ").push_bind(t);
-        }
-        for r in q.build().fetch_all(&mut *conn).await? {
-            let m: i16 = r.try_get(0)?;
-            if let Some(k) = slot(m) {
-                add_sample(&mut out[k], true, sample_at(&r, 1)?);
+            .push(")")
+            .push(priority);
+            if !medians {
+                q.push(" AND h.kind = ").push_bind(BUSINESS);
+            }
+            if let Some(t) = team {
+                q.push(" AND h.team_key = ").push_bind(t);
             }
         }
+    }
+    if !edges.is_empty() {
+        if branches > 0 {
+            q.push(" UNION ALL ");
+        }
+        branches += 1;
+        q.push(PACKED);
+        for (i, range) in edges.iter().enumerate() {
+            if i > 0 {
+                q.push(" UNION ALL ");
+            }
+            push_samples(&mut q, tenant, filter, &ms, *range);
+        }
+        q.push(") s GROUP BY metric");
+    }
+    if branches == 0 {
+        return Ok(out.into_iter().map(|groups| Collected { groups }).collect());
+    }
+    for r in q.build().fetch_all(&mut *conn).await? {
+        let src: i32 = r.try_get(0)?;
+        let m: i16 = r.try_get(1)?;
+        let Some(k) = slot(m) else { continue };
+        let groups = &mut out[k];
+        if src == 1 {
+            for sample in packed_samples(&r, 9)? {
+                add_sample(groups, direct, sample);
+            }
+            continue;
+        }
+        let kind: i16 = r.try_get(2)?;
+        let team_key: Uuid = r.try_get(3)?;
+        let pk: i16 = r.try_get(4)?;
+        let n: i64 = r.try_get(5)?;
+        let sum: i64 = r.try_get(6)?;
+        let breached: i64 = r.try_get(7)?;
+        let hist = array_of(&r, 8, |x| be::<4>(x).map_or(0, i32::from_be_bytes))?;
+        let kind = usize::from(kind == BUSINESS);
+        let targets: &[Group] = match (filter.team_id, team_key == ANY, pk == ANY_PRIORITY) {
+            (Some(t), _, true) => &[Group::Overall, Group::Team(Some(t))],
+            (Some(_), _, false) | (None, true, false) => &[Group::Priority(pk)],
+            (None, true, true) => &[Group::Overall],
+            (None, false, true) => &[Group::Team(id_of(team_key))],
+            (None, false, false) => &[],
+        };
+        for g in targets {
+            groups.entry(*g).or_default()[kind].add_hist(n, sum, breached, &hist);
+        }
+    }
+    if direct {
         for groups in &mut out {
             for accs in groups.values_mut() {
                 for acc in accs.iter_mut() {
@@ -1245,96 +1432,7 @@ async fn collect(
                 }
             }
         }
-        return Ok(out.into_iter().map(|groups| Collected { groups }).collect());
-    }
-
-    // Histogram path: the blocks' rows (src 0) and the edge days' samples (src 1).
-    let (blocks, edges) = decompose(from, to);
-    let levels: Vec<i16> = blocks.iter().map(|b| b.0).collect();
-    let ids: Vec<i32> = blocks.iter().map(|b| b.1).collect();
-    // The cells wanted: with a team filter, that team's (any priority and each); without,
-    // every team's "any priority" cell and the "any team" cell of each priority. Each branch
-    // is a range of the primary key (…, block, priority_key, team_key, kind).
-    let mut q = QueryBuilder::<Postgres>::new("");
-    let cells: Vec<(&str, Option<Uuid>)> = match filter.team_id {
-        Some(t) => vec![("", Some(t))],
-        None => vec![
-            (" AND h.priority_key = -1", None),
-            (" AND h.priority_key >= 0", Some(ANY)),
-        ],
-    };
-    for (i, (priority, team)) in cells.into_iter().enumerate() {
-        if i > 0 {
-            q.push(" UNION ALL ");
-        }
-        q.push(
-            "SELECT 0 AS src, h.metric, h.kind, h.team_key, h.priority_key, h.n, h.sum_secs, \
-                    h.breached, h.hist, NULL::int2, NULL::uuid, NULL::int8, NULL::int8, \
-                    NULL::bool \
-             FROM rm_analytics_hist h JOIN unnest(",
-        )
-        .push_bind(levels.clone())
-        .push("::int2[], ")
-        .push_bind(ids.clone())
-        .push(
-            "::int4[]) AS b(level, block) ON h.level = b.level AND h.block = b.block \
-             WHERE h.tenant_id = ",
-        )
-        .push_bind(tenant.0)
-        .push(" AND h.metric = ANY(")
-        .push_bind(ms.clone())
-        .push(")")
-        .push(priority);
-        if let Some(t) = team {
-            q.push(" AND h.team_key = ").push_bind(t);
-        }
-    }
-    for (a, b) in &edges {
-        q.push(
-            " UNION ALL SELECT 1, metric, NULL, NULL, NULL, NULL, NULL, NULL, NULL, priority, \
-             team_id, wall_secs, business_secs, breached FROM rm_analytics_samples \
-             WHERE tenant_id = ",
-        )
-        .push_bind(tenant.0)
-        .push(" AND metric = ANY(")
-        .push_bind(ms.clone())
-        .push(") AND at >= ")
-        .push_bind(*a)
-        .push(" AND at < ")
-        .push_bind(*b);
-        if let Some(t) = filter.team_id {
-            q.push(" AND team_id = ").push_bind(t);
-        }
-    }
-    for r in q.build().fetch_all(&mut *conn).await? {
-        let src: i32 = r.try_get(0)?;
-        let m: i16 = r.try_get(1)?;
-        let Some(k) = slot(m) else { continue };
-        let groups = &mut out[k];
-        if src == 1 {
-            add_sample(groups, false, sample_at(&r, 9)?);
-            continue;
-        }
-        let kind: i16 = r.try_get(2)?;
-        let team_key: Uuid = r.try_get(3)?;
-        let pk: i16 = r.try_get(4)?;
-        let n: i64 = r.try_get(5)?;
-        let sum: i64 = r.try_get(6)?;
-        let breached: i64 = r.try_get(7)?;
-        let hist: Vec<i32> = r.try_get(8)?;
-        let kind = usize::from(kind == BUSINESS);
-        let targets: &[Group] = match (filter.team_id, team_key == ANY, pk == ANY_PRIORITY) {
-            (Some(t), _, true) => &[Group::Overall, Group::Team(Some(t))],
-            (Some(_), _, false) | (None, true, false) => &[Group::Priority(pk)],
-            (None, true, true) => &[Group::Overall],
-            (None, false, true) => &[Group::Team(id_of(team_key))],
-            (None, false, false) => &[],
-        };
-        for g in targets {
-            groups.entry(*g).or_default()[kind].add_hist(n, sum, breached, &hist);
-        }
-    }
-    if medians {
+    } else if medians {
         for (k, groups) in out.iter_mut().enumerate() {
             exact_medians(conn, tenant, filter, ms[k], from, to, groups).await?;
         }
@@ -1933,20 +2031,26 @@ mod tests {
     }
 
     #[test]
-    fn ranges_decompose_into_whole_day_blocks_and_partial_edges() {
+    fn ranges_decompose_into_whole_blocks_and_partial_edges() {
         let (blocks, edges) = decompose(t("2026-01-01T10:00:00Z"), t("2026-01-01T12:00:00Z"));
         assert!(blocks.is_empty());
         assert_eq!(edges.len(), 1);
-        let from = t("1970-01-01T06:00:00Z");
-        let to = t("1971-06-01T00:00:00Z");
+        let from = t("1970-01-01T05:00:00Z");
+        let to = t("1971-06-01T03:00:00Z");
         let (blocks, edges) = decompose(from, to);
-        assert_eq!(edges, vec![(from, t("1970-01-02T00:00:00Z"))]);
-        let days: i64 = blocks
+        assert_eq!(
+            edges,
+            vec![
+                (from, t("1970-01-01T06:00:00Z")),
+                (t("1971-06-01T00:00:00Z"), to)
+            ]
+        );
+        let secs: i64 = blocks
             .iter()
-            .map(|(l, _)| HIST_LEVEL_DAYS[*l as usize])
+            .map(|(l, _)| HIST_LEVEL_SECS[*l as usize])
             .sum();
-        assert_eq!(days, epoch_day(to) - 1);
-        assert!(blocks.len() < 30, "{blocks:?}");
+        assert_eq!(secs, t("1971-06-01T00:00:00Z").timestamp() - 6 * 3600);
+        assert!(blocks.len() < 40, "{blocks:?}");
     }
 
     #[test]

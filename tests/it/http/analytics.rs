@@ -784,6 +784,39 @@ async fn every_figure_of_a_known_scenario_is_exact() {
         json!({"wall": stats(3, Some(58800.0), Some(82800.0)), "business": stats(3, Some(38400.0), Some(25200.0))})
     );
 
+    // Tue 00:00 – Wed 10:30: I3, I2 c1 (whole 6-hour blocks) and I2 c2 (Wed 10:00, read from
+    // the partial block [Wed 06:00, 10:30)) → wall 54000 82800 82800 → 219600 / 3 = 73200,
+    // median 82800; business 3600 25200 82800 → 111600 / 3 = 37200, median 25200.
+    let m = c
+        .ok("/api/v1/analytics/mttr?from=2026-03-03T00:00:00Z&to=2026-03-04T10:30:00Z")
+        .await;
+    assert_eq!(
+        m["overall"],
+        json!({"wall": stats(3, Some(73200.0), Some(82800.0)), "business": stats(3, Some(37200.0), Some(25200.0))})
+    );
+    assert_eq!(
+        m["by_team"],
+        json!(by_id(vec![
+            (
+                Some(a.clone()),
+                json!({"team_id": a, "wall": stats(2, Some(68400.0), Some(68400.0)), "business": stats(2, Some(14400.0), Some(14400.0))})
+            ),
+            (
+                Some(b.clone()),
+                with(both(1, 82800.0, 82800.0), "team_id", json!(b))
+            ),
+        ]))
+    );
+    // Wed 00:00 – 10:30: only I6's response (10:05), in the partial block → 300 / 300.
+    let m = c
+        .ok("/api/v1/analytics/mtta?from=2026-03-04T00:00:00Z&to=2026-03-04T10:30:00Z")
+        .await;
+    assert_eq!(m["overall"], both(1, 300.0, 300.0));
+    assert_eq!(
+        m["by_priority"][0],
+        with(both(1, 300.0, 300.0), "priority", json!("critical"))
+    );
+
     // ---- sla ----------------------------------------------------------------------------
     // Response timers completed: I1 met, I3 met, I4 met, I2 breached, I6 met → 5, 4, 1.
     // Resolution timers completed: I1, I3, I2 c1, I2 c2, all met. Running now (Wed 13:30):
