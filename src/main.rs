@@ -56,6 +56,11 @@ enum Command {
     Projections(projections_cli::ProjectionsCommand),
 }
 
+/// mimalloc instead of glibc's malloc: the server, the projector and the audit pipeline allocate
+/// on one thread and free on another, which glibc serialises on its arena locks (ADR 0018).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
