@@ -38,6 +38,7 @@ use std::sync::LazyLock;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 mod bus;
+mod monitor;
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -582,6 +583,24 @@ const OPERATIONS: &[Op] = &[
          in that team / category.",
     )
     .query(Query::AnalyticsFilters),
+    op(
+        Method::GET,
+        "/api/v1/analytics/performance",
+        "getAnalyticsPerformance",
+        "analytics",
+        "The performance monitor's view of the tenant",
+        200,
+        Out::Json("AnalyticsPerformance"),
+    )
+    .describe(
+        "Latency of the tenant's requests on the answering node since it started — per \
+         category (`api` 100 ms, `auth` 50 ms, `db` 30 ms, `security` 10 ms, `integration` 5 s \
+         by default) and per route template: p50/p95/p99 (upper bounds of log-spaced buckets), \
+         violations of the budget and the current run of violations — and the tenant's most \
+         recent repeated-violation alerts (N violations in a row; stored by every node). No \
+         parameters (`422` for any).",
+    )
+    .errors(&[422]),
     // SLA timers.
     op(
         Method::GET,
@@ -4461,6 +4480,8 @@ fn schemas() -> Map<String, Value> {
 
     // The integration bus (ADR 0016).
     bus::add_schemas(&mut add);
+    // The performance monitor (ADR 0020).
+    monitor::add_schemas(&mut add);
 
     // Health and meta.
     add(
