@@ -309,6 +309,14 @@ impl Monitor {
         }
     }
 
+    /// Records one whole request of `tenant` on `route` (`METHOD /template`), as the
+    /// middleware does (for tests and callers outside the router).
+    pub fn record_request(&self, tenant: Uuid, route: &str, took: Duration) {
+        if let Some(i) = &self.inner {
+            i.sample(tenant, Category::Api, Some(route), took);
+        }
+    }
+
     /// Writes the queued alerts every `flush` until `stop`, then once more.
     pub async fn run(self, system: PgPool, stop: StopToken) {
         let Some(inner) = self.inner else { return };

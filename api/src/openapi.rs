@@ -6342,6 +6342,47 @@ mod tests {
     }
 
     #[test]
+    fn performance_schema_matches_the_serialised_view() {
+        use crate::monitor::{AlertView, Category, Monitor, MonitorConfig};
+        use std::time::Duration;
+        let d = doc();
+        let m = Monitor::new(MonitorConfig::default());
+        let t = uuid::Uuid::now_v7();
+        m.record_request(t, "GET /api/v1/incidents", Duration::from_millis(150));
+        for c in Category::ALL {
+            m.record(t, c, Duration::from_millis(3));
+        }
+        let alert = AlertView {
+            id: uuid::Uuid::now_v7(),
+            category: "api".into(),
+            route: Some("GET /api/v1/incidents".into()),
+            consecutive: 5,
+            budget_ms: 100.0,
+            observed_ms: 150.2,
+            node: "host:1".into(),
+            raised_at: chrono::Utc::now(),
+        };
+        let on = crate::routes::analytics::performance_body(m.snapshot(t), vec![alert], 1);
+        let off = crate::routes::analytics::performance_body(
+            Monitor::new(MonitorConfig {
+                enabled: false,
+                ..MonitorConfig::default()
+            })
+            .snapshot(t),
+            Vec::new(),
+            0,
+        );
+        let v = check_response(&d, "AnalyticsPerformance", &[on, off]);
+        let arr = |k: &str| v[0][k].as_array().cloned().unwrap_or_default();
+        assert_covered(&d, "PerformanceCategory", &arr("categories"));
+        assert_covered(&d, "PerformanceRoute", &arr("routes"));
+        assert_covered(&d, "PerformanceAlert", &arr("alerts"));
+        for c in arr("categories") {
+            assert_valid(&d, "PerformanceCategory", &c);
+        }
+    }
+
+    #[test]
     fn analytics_schemas_match_the_serialised_views() {
         use eventdesk_projections::queries::analytics as a;
         let d = doc();

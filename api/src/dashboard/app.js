@@ -69,17 +69,20 @@
   }
 
   function renderTrends(t) {
-    const W = 1000, H = 220, L = 34, B = 22, T = 8;
+    const W = Math.max(400, Math.round($("trends").clientWidth || 1000)), H = 220, L = 34, B = 22, T = 8;
     const series = ["created", "resolved", "closed"];
     const colors = { created: "#2f6fed", resolved: "#12b76a", closed: "#98a2b3" };
     const pts = t.data;
-    const max = Math.max(1, ...pts.flatMap((p) => series.map((k) => p[k])));
+    const top = Math.max(1, ...pts.flatMap((p) => series.map((k) => p[k])));
+    // Four equal grid steps of a whole number.
+    const step = Math.max(1, Math.ceil(top / 4));
+    const max = step * 4;
     const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "trends", id: "trends-svg" });
     const slot = (W - L) / Math.max(1, pts.length);
     const bw = Math.max(1, (slot * 0.8) / series.length);
     const y = (v) => H - B - ((H - B - T) * v) / max;
     for (let g = 0; g <= 4; g++) {
-      const v = Math.round((max * g) / 4);
+      const v = step * g;
       root.append(svg("line", { x1: L, x2: W, y1: y(v), y2: y(v), class: "axis" }));
       root.append(svg("text", { x: L - 4, y: y(v) + 3, "text-anchor": "end" }, v));
     }

@@ -223,16 +223,24 @@ pub async fn performance(
     let (alerts, total) =
         crate::monitor::recent_alerts(&mut tx, principal.tenant.0, PERFORMANCE_ALERTS).await?;
     tx.commit().await?;
-    Ok(Json(serde_json::json!({
+    Ok(Json(performance_body(snapshot, alerts, total)).into_response())
+}
+
+/// The body of `performance` (schema `AnalyticsPerformance`).
+pub fn performance_body(
+    snapshot: crate::monitor::Snapshot,
+    alerts: Vec<crate::monitor::AlertView>,
+    alerts_total: i64,
+) -> serde_json::Value {
+    serde_json::json!({
         "enabled": snapshot.enabled,
         "since": snapshot.since,
         "alert_after": snapshot.alert_after,
         "categories": snapshot.categories,
         "routes": snapshot.routes,
-        "alerts_total": total,
+        "alerts_total": alerts_total,
         "alerts": alerts,
-    }))
-    .into_response())
+    })
 }
 
 #[cfg(test)]
