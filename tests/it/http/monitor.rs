@@ -291,3 +291,54 @@ async fn requests_within_budget_raise_nothing_and_the_monitor_can_be_off() {
     assert_eq!(p["categories"], json!([]));
     off.stop().await;
 }
+
+#[tokio::test]
+async fn webhook_deliveries_are_counted_and_timed_for_the_tenant() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
+    let app = super::webhooks::bus_app(&[("EVENTDESK_METRICS_TOKEN", TOKEN)]).await;
+    let t = app.tenant("Hooked Corp").await;
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(&t.admin),
+            Some(json!({"url": format!("{}/hook", receiver.uri()),
+                        "event_types": ["IncidentCreated"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let delivered = |text: &str| {
+        sample(
+            text,
+            "eventdesk_bus_deliveries_total",
+            &[("target", "webhook"), ("outcome", "succeeded")],
+        )
+    };
+    let (_, before) = scrape(&app, Some(TOKEN)).await;
+    app.incident(&t.admin, "hooked").await;
+    let p = super::webhooks::wait_for("the delivery in the tenant's integration figures", || {
+        let app = &app;
+        let token = t.admin.clone();
+        async move {
+            let p = performance(app, &token).await;
+            (category(&p, "integration")["count"].as_u64() >= Some(1)).then_some(p)
+        }
+    })
+    .await;
+    let integration = category(&p, "integration");
+    assert_eq!(integration["count"], 1);
+    assert_eq!(integration["budget_ms"], 5000.0);
+    assert_eq!(integration["violations"], 0);
+    assert_eq!(super::webhooks::received(&receiver).await.len(), 1);
+    let (_, after) = scrape(&app, Some(TOKEN)).await;
+    assert!(delivered(&after) - delivered(&before) >= 1.0, "{after}");
+    assert!(after.contains("eventdesk_bus_delivery_duration_seconds_bucket{"));
+    app.stop().await;
+}
