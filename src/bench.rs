@@ -76,6 +76,9 @@ pub enum BenchCommand {
     Rebuild(crate::bench_rebuild::RebuildArgs),
     /// CMDB impact analysis over a large graph vs one indexed edge lookup.
     Cmdb(crate::bench_cmdb::CmdbArgs),
+    /// The performance monitor's overhead: authenticated GETs and creates against
+    /// `eventdesk serve` with `EVENTDESK_MONITOR=on` and `off` alternately, side by side.
+    Monitor(crate::bench_monitor::MonitorArgs),
 }
 
 /// `bench append`.
@@ -172,6 +175,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
         BenchCommand::Analytics(a) => a.keep,
         BenchCommand::Rebuild(r) => r.keep,
         BenchCommand::Cmdb(c) => c.keep,
+        BenchCommand::Monitor(m) => m.keep,
     };
     let result = async {
         let mut dbc = DbConfig::new(url.clone());
@@ -197,6 +201,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
                 crate::bench_rebuild::bench_rebuild(&db.pool, &scratch, r).await
             }
             BenchCommand::Cmdb(c) => crate::bench_cmdb::bench_cmdb(&db.pool, &scratch, c).await,
+            BenchCommand::Monitor(m) => crate::bench_monitor::bench_monitor(&scratch, m).await,
         }
     }
     .await;
@@ -235,7 +240,7 @@ pub(crate) fn metadata() -> EventMetadata {
 }
 
 #[derive(Default)]
-struct Sample {
+pub(crate) struct Sample {
     events: u64,
     latencies_us: Vec<u32>,
     /// Failed operations by kind (e.g. `HTTP 500 internal`).
@@ -243,7 +248,7 @@ struct Sample {
 }
 
 impl Sample {
-    fn merge(&mut self, o: Sample) {
+    pub(crate) fn merge(&mut self, o: Sample) {
         self.events += o.events;
         self.latencies_us.extend(o.latencies_us);
         for (kind, n) in o.errors {
@@ -251,7 +256,7 @@ impl Sample {
         }
     }
     /// Records one operation that took `took`: a success counts as an event, a failure by kind.
-    fn record(&mut self, took: Duration, outcome: Result<(), String>) {
+    pub(crate) fn record(&mut self, took: Duration, outcome: Result<(), String>) {
         self.latencies_us
             .push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
         match outcome {
@@ -259,11 +264,11 @@ impl Sample {
             Err(kind) => *self.errors.entry(kind).or_default() += 1,
         }
     }
-    fn error_count(&self) -> u64 {
+    pub(crate) fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
     /// `HTTP 500 internal ×3; …` (or `none`).
-    fn error_summary(&self) -> String {
+    pub(crate) fn error_summary(&self) -> String {
         if self.errors.is_empty() {
             return "none".into();
         }
@@ -273,7 +278,7 @@ impl Sample {
             .collect::<Vec<_>>()
             .join("; ")
     }
-    fn pct(&mut self, p: f64) -> f64 {
+    pub(crate) fn pct(&mut self, p: f64) -> f64 {
         if self.latencies_us.is_empty() {
             return 0.0;
         }
@@ -283,7 +288,11 @@ impl Sample {
     }
 }
 
-async fn run_clients<F, Fut>(clients: usize, secs: u64, f: F) -> anyhow::Result<(f64, Sample)>
+pub(crate) async fn run_clients<F, Fut>(
+    clients: usize,
+    secs: u64,
+    f: F,
+) -> anyhow::Result<(f64, Sample)>
 where
     F: Fn(usize, Instant) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Sample>> + Send + 'static,
@@ -685,9 +694,9 @@ pub(crate) fn verdict(ok: bool) -> &'static str {
 
 /// `eventdesk serve` as a child process on a free port, with its own data directory. Dropping
 /// it stops the server (SIGTERM, then SIGKILL after 15 s), also when the benchmark fails.
-struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: std::process::Child,
-    base: String,
+    pub(crate) base: String,
     dir: PathBuf,
     keep_dir: bool,
 }
@@ -705,6 +714,15 @@ fn mb(bytes: u64) -> f64 {
 
 impl ServerProcess {
     fn spawn(database_url: &str, keep_dir: bool) -> anyhow::Result<Self> {
+        Self::spawn_with(database_url, keep_dir, &[])
+    }
+
+    /// As `spawn`, with extra environment variables.
+    pub(crate) fn spawn_with(
+        database_url: &str,
+        keep_dir: bool,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         // A free port: bind :0, read it, release it for the child.
         let port = std::net::TcpListener::bind(("127.0.0.1", 0))
             .and_then(|l| l.local_addr())
@@ -723,6 +741,7 @@ impl ServerProcess {
                 .env("EVENTDESK_API_KEY_PEPPER", random_hex())
                 .env("EVENTDESK_LOG_FORMAT", "json")
                 .env("RUST_LOG", "warn")
+                .envs(env.iter().copied())
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(log)
@@ -742,7 +761,7 @@ impl ServerProcess {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -764,7 +783,7 @@ impl ServerProcess {
     }
 
     /// Polls `/readyz` until it answers 200 (60 s at most).
-    async fn wait_ready(&mut self, http: &reqwest::Client) -> anyhow::Result<Duration> {
+    pub(crate) async fn wait_ready(&mut self, http: &reqwest::Client) -> anyhow::Result<Duration> {
         let started = Instant::now();
         let url = format!("{}/readyz", self.base);
         loop {
@@ -808,7 +827,7 @@ impl ServerProcess {
     }
 
     /// Stops the server: SIGTERM (graceful shutdown), SIGKILL if still running after 15 s.
-    fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+    pub(crate) fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         if let Some(status) = self.child.try_wait()? {
             return Ok(status);
         }
@@ -852,7 +871,7 @@ const API_DESCRIPTION: &str = "Users in the finance department report that outbo
     証明書更新後から発生しています。 About 120 users are affected. Please check the relay and escalate to the messaging team.";
 
 /// The JSON body of the `i`-th distinct create request (title ~60 characters).
-fn incident_body(i: usize) -> serde_json::Value {
+pub(crate) fn incident_body(i: usize) -> serde_json::Value {
     json!({
         "title": format!(
             "Outbound mail stuck in the send queue of relay mx{:02}: TLS fails",
@@ -906,7 +925,11 @@ impl ApiTarget {
 }
 
 /// Logs in over HTTP, retrying until the directory projection has the user (30 s at most).
-async fn login(http: &reqwest::Client, base: &str, t: &BenchTenant) -> anyhow::Result<String> {
+pub(crate) async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    t: &BenchTenant,
+) -> anyhow::Result<String> {
     let started = Instant::now();
     loop {
         let r = http
@@ -934,7 +957,11 @@ async fn login(http: &reqwest::Client, base: &str, t: &BenchTenant) -> anyhow::R
 }
 
 /// `POST /api/v1/api-keys` → the plaintext live key.
-async fn create_api_key(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
+pub(crate) async fn create_api_key(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<String> {
     let r = http
         .post(format!("{base}/api/v1/api-keys"))
         .bearer_auth(token)

@@ -48,6 +48,8 @@ pub struct AppState {
     /// The integration bus (ADR 0016): its SSRF guard and credential box serve the webhook and
     /// integration routes; it runs beside the server when `EVENTDESK_INTEGRATION_BUS` is on.
     pub bus: eventdesk_bus::Bus,
+    /// The performance monitor (ADR 0020; inert when `EVENTDESK_MONITOR=off`).
+    pub monitor: crate::monitor::Monitor,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
         &self,
         tenant: eventdesk_domain::TenantId,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let started = std::time::Instant::now();
         let mut tx = self
             .db
             .pool
@@ -68,6 +71,8 @@ impl AppState {
             .bind(tenant.0.to_string())
             .execute(&mut *tx)
             .await?;
+        // The pool's wait and two round trips: the performance monitor's `db` category.
+        eventdesk_store::timing::record("read_tx_begin", started.elapsed());
         Ok(tx)
     }
 
@@ -93,8 +98,15 @@ impl AppState {
 /// The HTTP router with every layer.
 pub fn router(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
-    routes::router(state.clone())
-        .layer(DefaultBodyLimit::max(routes::JSON_BODY_LIMIT))
+    let mut app = routes::router(state.clone());
+    if state.monitor.enabled() {
+        // Around the whole router (inside the header, trace and timeout layers).
+        app = app.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::monitor::track,
+        ));
+    }
+    app.layer(DefaultBodyLimit::max(routes::JSON_BODY_LIMIT))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
@@ -189,12 +201,18 @@ impl Application {
         let pepper = config.api_key_pepper.clone();
         let creates =
             eventdesk_commands::incident::CreateBatcher::new(store.clone(), clock.clone(), 128);
+        let monitor = crate::monitor::Monitor::new(config.monitor.clone());
+        if monitor.enabled() {
+            crate::metrics::install();
+        }
+        let mut bus_config = config.bus();
+        bus_config.observer = monitor.delivery_observer();
         let bus = eventdesk_bus::Bus::new(
             system.pool.clone(),
             system_store.clone(),
             config.secret_box()?,
             eventdesk_bus::ssrf::Guard::new(config.allow_private_targets, config.bus_timeout),
-            config.bus(),
+            bus_config,
         );
         if config.allow_private_targets {
             tracing::warn!(
@@ -217,6 +235,7 @@ impl Application {
                 sla_rules: eventdesk_workers::SlaRulesCache::default(),
                 roles: crate::auth::RoleCache::default(),
                 bus,
+                monitor,
             },
             runtime,
         })
@@ -269,6 +288,13 @@ impl Application {
             .config
             .run_bus
             .then(|| tokio::spawn(self.state.bus.clone().run(stop.clone())));
+        // The performance monitor's alert flusher (ADR 0020).
+        let monitor = tokio::spawn(
+            self.state
+                .monitor
+                .clone()
+                .run(self.state.system.clone(), stop.clone()),
+        );
         let app = router(self.state.clone());
         tracing::info!(addr = ?self.listener.local_addr().ok(), "eventdesk serving");
         axum::serve(self.listener, app)
@@ -288,6 +314,7 @@ impl Application {
         if let Some(b) = bus {
             let _ = b.await;
         }
+        let _ = monitor.await;
         let _ = waker_task.await;
         self.state.db.pool.close().await;
         self.state.system.close().await;

@@ -83,6 +83,12 @@ pub struct Config {
     pub bus_max_attempts: u32,
     /// `EVENTDESK_BUS_MAX_AGE_SECS` (default 86400): no retry later than this after the first.
     pub bus_max_age: Duration,
+    /// `EVENTDESK_MONITOR` (default on), `EVENTDESK_MONITOR_BUDGETS`,
+    /// `EVENTDESK_MONITOR_ALERT_AFTER`, `EVENTDESK_MONITOR_FLUSH_MS`: the performance monitor
+    /// (ADR 0020).
+    pub monitor: crate::monitor::MonitorConfig,
+    /// `EVENTDESK_METRICS_TOKEN`: the bearer token of `GET /metrics` (unset: the route is 404).
+    pub metrics_token: Option<Secret>,
 }
 
 /// A configuration variable had a bad value.
@@ -221,6 +227,46 @@ impl Config {
                 get("EVENTDESK_BUS_MAX_AGE_SECS"),
                 86_400u64,
             )?),
+            monitor: crate::monitor::MonitorConfig {
+                enabled: match get("EVENTDESK_MONITOR").map(|v| v.trim().to_ascii_lowercase()) {
+                    None => true,
+                    Some(v) => match v.as_str() {
+                        "" | "on" | "true" | "1" => true,
+                        "off" | "false" | "0" => false,
+                        _ => {
+                            return Err(ConfigError {
+                                var: "EVENTDESK_MONITOR",
+                                message: "must be on or off".into(),
+                            });
+                        }
+                    },
+                },
+                budgets: crate::monitor::parse_budgets(
+                    &get("EVENTDESK_MONITOR_BUDGETS").unwrap_or_default(),
+                )
+                .map_err(|message| ConfigError {
+                    var: "EVENTDESK_MONITOR_BUDGETS",
+                    message,
+                })?,
+                alert_after: parse(
+                    "EVENTDESK_MONITOR_ALERT_AFTER",
+                    get("EVENTDESK_MONITOR_ALERT_AFTER"),
+                    5u32,
+                )?
+                .max(1),
+                flush: Duration::from_millis(
+                    parse(
+                        "EVENTDESK_MONITOR_FLUSH_MS",
+                        get("EVENTDESK_MONITOR_FLUSH_MS"),
+                        2000u64,
+                    )?
+                    .max(10),
+                ),
+            },
+            metrics_token: get("EVENTDESK_METRICS_TOKEN")
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
         })
     }
 

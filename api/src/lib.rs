@@ -12,10 +12,13 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod metrics;
+pub mod monitor;
 pub mod openapi;
 pub mod routes;
 pub mod security;

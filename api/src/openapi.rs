@@ -38,6 +38,7 @@ use std::sync::LazyLock;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 mod bus;
+mod monitor;
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -582,6 +583,24 @@ const OPERATIONS: &[Op] = &[
          in that team / category.",
     )
     .query(Query::AnalyticsFilters),
+    op(
+        Method::GET,
+        "/api/v1/analytics/performance",
+        "getAnalyticsPerformance",
+        "analytics",
+        "The performance monitor's view of the tenant",
+        200,
+        Out::Json("AnalyticsPerformance"),
+    )
+    .describe(
+        "Latency of the tenant's requests on the answering node since it started — per \
+         category (`api` 100 ms, `auth` 50 ms, `db` 30 ms, `security` 10 ms, `integration` 5 s \
+         by default) and per route template: p50/p95/p99 (upper bounds of log-spaced buckets), \
+         violations of the budget and the current run of violations — and the tenant's most \
+         recent repeated-violation alerts (N violations in a row; stored by every node). No \
+         parameters (`422` for any).",
+    )
+    .errors(&[422]),
     // SLA timers.
     op(
         Method::GET,
@@ -4461,6 +4480,8 @@ fn schemas() -> Map<String, Value> {
 
     // The integration bus (ADR 0016).
     bus::add_schemas(&mut add);
+    // The performance monitor (ADR 0020).
+    monitor::add_schemas(&mut add);
 
     // Health and meta.
     add(
@@ -6318,6 +6339,47 @@ mod tests {
         // The matrix round-trips through the request schema too.
         let matrix = serde_json::to_value(eventdesk_domain::PriorityMatrix::default()).unwrap();
         assert_valid(&d, "PriorityMatrix", &matrix);
+    }
+
+    #[test]
+    fn performance_schema_matches_the_serialised_view() {
+        use crate::monitor::{AlertView, Category, Monitor, MonitorConfig};
+        use std::time::Duration;
+        let d = doc();
+        let m = Monitor::new(MonitorConfig::default());
+        let t = uuid::Uuid::now_v7();
+        m.record_request(t, "GET /api/v1/incidents", Duration::from_millis(150));
+        for c in Category::ALL {
+            m.record(t, c, Duration::from_millis(3));
+        }
+        let alert = AlertView {
+            id: uuid::Uuid::now_v7(),
+            category: "api".into(),
+            route: Some("GET /api/v1/incidents".into()),
+            consecutive: 5,
+            budget_ms: 100.0,
+            observed_ms: 150.2,
+            node: "host:1".into(),
+            raised_at: chrono::Utc::now(),
+        };
+        let on = crate::routes::analytics::performance_body(m.snapshot(t), vec![alert], 1);
+        let off = crate::routes::analytics::performance_body(
+            Monitor::new(MonitorConfig {
+                enabled: false,
+                ..MonitorConfig::default()
+            })
+            .snapshot(t),
+            Vec::new(),
+            0,
+        );
+        let v = check_response(&d, "AnalyticsPerformance", &[on, off]);
+        let arr = |k: &str| v[0][k].as_array().cloned().unwrap_or_default();
+        assert_covered(&d, "PerformanceCategory", &arr("categories"));
+        assert_covered(&d, "PerformanceRoute", &arr("routes"));
+        assert_covered(&d, "PerformanceAlert", &arr("alerts"));
+        for c in arr("categories") {
+            assert_valid(&d, "PerformanceCategory", &c);
+        }
     }
 
     #[test]

@@ -310,6 +310,7 @@ async fn deliver(bus: &Bus, token: Uuid, row: Claimed) {
         Target::Slack => send_slack(bus, &row).await,
         Target::Jira => send_jira(bus, &row).await,
     };
+    crate::metrics::attempt(bus.inner.config.observer.as_ref(), &row, &outcome);
     if let Err(e) = record(bus, token, &row, started, &outcome).await {
         tracing::warn!(delivery_id = %row.id, error = %e,
             "integration bus: could not record a delivery outcome; it will be sent again");

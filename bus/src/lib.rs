@@ -31,6 +31,7 @@ pub mod daily;
 pub mod dispatch;
 pub mod fanout;
 pub mod messages;
+pub mod metrics;
 pub mod model;
 pub mod repo;
 pub mod retry;
@@ -64,6 +65,8 @@ pub struct BusConfig {
     pub poll: Duration,
     /// Requests in flight per node, all endpoints together.
     pub max_in_flight: usize,
+    /// Told the tenant and latency of every delivery attempt (the performance monitor).
+    pub observer: Option<crate::metrics::DeliveryObserver>,
     /// How often the daily-summary schedule is checked.
     pub summary_check: Duration,
 }
@@ -77,6 +80,7 @@ impl Default for BusConfig {
             poll: Duration::from_millis(250),
             max_in_flight: 64,
             summary_check: Duration::from_secs(30),
+            observer: None,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod hash;
 pub mod pg;
 pub mod subscription;
+pub mod timing;
 pub mod types;
 pub mod upcast;
 pub mod verify;

@@ -214,8 +214,36 @@ impl PgEventStore {
     /// One append attempt. `NoStream`/`Exact` without an idempotency key take the fast path:
     /// one INSERT statement, hashes chained here from the cached head. Idempotent and `Any`
     /// appends go through `eventdesk_append`, which does the whole check in the database.
+    /// Timed (metrics and the request's database time, `timing`).
     #[allow(clippy::too_many_arguments)]
     async fn append_once(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        stream: &StreamRef,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        metadata: &EventMetadata,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<(AppendOutcome, Option<[u8; 32]>)> {
+        let started = std::time::Instant::now();
+        let r = self
+            .append_untimed(
+                conn,
+                tenant,
+                stream,
+                expected,
+                events,
+                metadata,
+                idempotency,
+            )
+            .await;
+        crate::timing::append_done(started.elapsed(), events.len(), &r);
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn append_untimed(
         &self,
         conn: &mut PgConnection,
         tenant: TenantId,

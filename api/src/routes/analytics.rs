@@ -1,6 +1,8 @@
 //! Analytics: `GET /api/v1/analytics/{summary,trends,mttr,mtta,sla,backlog}` (issue #5,
 //! ADR 0015), read from the `analytics` projection's tables as `eventdesk_app` under row-level
-//! security (`AppState::tenant_tx`), never from the event log.
+//! security (`AppState::tenant_tx`), never from the event log; and
+//! `GET /api/v1/analytics/performance` (ADR 0020): the performance monitor's view of the
+//! caller's tenant (this node's latencies and violations, and the tenant's stored alerts).
 //!
 //! Query parameters are strict: an unknown one, a repeated one or a bad value is `422` naming
 //! it. `from`/`to` (RFC 3339) default to the 30 days before now; `from` after `to` is `422`.
@@ -197,6 +199,48 @@ pub async fn sla(
     let out = q::sla(&mut tx, principal.tenant, &p.filter, p.from, p.to).await?;
     tx.commit().await?;
     Ok(Json(out).into_response())
+}
+
+/// Alerts shown by `performance`.
+pub const PERFORMANCE_ALERTS: i64 = 50;
+
+/// `GET /api/v1/analytics/performance` (no parameters): p50/p95/p99 per category and route
+/// template against the budgets, violation counts, and the most recent alerts.
+pub async fn performance(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let raw = query.unwrap_or_default();
+    let unknown: Vec<FieldError> = form_urlencoded::parse(raw.as_bytes())
+        .map(|(k, _)| FieldError::new(k.as_ref(), "unknown query parameter"))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::Validation(unknown));
+    }
+    let snapshot = state.monitor.snapshot(principal.tenant.0);
+    let mut tx = state.tenant_tx(principal.tenant).await?;
+    let (alerts, total) =
+        crate::monitor::recent_alerts(&mut tx, principal.tenant.0, PERFORMANCE_ALERTS).await?;
+    tx.commit().await?;
+    Ok(Json(performance_body(snapshot, alerts, total)).into_response())
+}
+
+/// The body of `performance` (schema `AnalyticsPerformance`).
+pub fn performance_body(
+    snapshot: crate::monitor::Snapshot,
+    alerts: Vec<crate::monitor::AlertView>,
+    alerts_total: i64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "enabled": snapshot.enabled,
+        "since": snapshot.since,
+        "alert_after": snapshot.alert_after,
+        "categories": snapshot.categories,
+        "routes": snapshot.routes,
+        "alerts_total": alerts_total,
+        "alerts": alerts,
+    })
 }
 
 #[cfg(test)]

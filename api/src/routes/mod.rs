@@ -86,6 +86,11 @@ pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
         "/api/v1/analytics/backlog",
         p(Resource::Analytics, Action::Read),
     ),
+    (
+        Method::GET,
+        "/api/v1/analytics/performance",
+        p(Resource::Analytics, Action::Read),
+    ),
     // Incidents.
     (
         Method::GET,
@@ -507,10 +512,15 @@ pub async fn authorize(
     next: Next,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = request.into_parts();
+    let auth_started = std::time::Instant::now();
     let principal = <Principal as axum::extract::FromRequestParts<AppState>>::from_request_parts(
         &mut parts, &state,
     )
     .await?;
+    // The performance monitor (ADR 0020): whose request, and how long authentication took.
+    crate::monitor::note_tenant(principal.tenant);
+    crate::monitor::note(crate::monitor::Category::Auth, auth_started.elapsed());
+    let _security = SecurityTimer(std::time::Instant::now());
     let route = matched.as_ref().map(MatchedPath::as_str).unwrap_or("");
     if AUTHENTICATED
         .iter()
@@ -552,6 +562,15 @@ pub async fn authorize(
     Ok(next.run(Request::from_parts(parts, body)).await)
 }
 
+/// Times the authorisation decision (the monitor's `security` category) until dropped.
+struct SecurityTimer(std::time::Instant);
+
+impl Drop for SecurityTimer {
+    fn drop(&mut self) {
+        crate::monitor::note(crate::monitor::Category::Security, self.0.elapsed());
+    }
+}
+
 /// All routes.
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
@@ -572,6 +591,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/analytics/mtta", get(analytics::mtta))
         .route("/api/v1/analytics/sla", get(analytics::sla))
         .route("/api/v1/analytics/backlog", get(analytics::backlog))
+        .route("/api/v1/analytics/performance", get(analytics::performance))
         .route("/api/v1/audit/events", get(audit::events))
         .route("/api/v1/audit/streams/{stream_id}", get(audit::stream))
         .route("/api/v1/security/events", get(audit::security_events))
@@ -755,7 +775,12 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::openapi::docs())
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh))
+        // Operator and browser routes outside the API document (ADR 0020).
+        .merge(crate::metrics::routes())
+        .merge(crate::dashboard::routes())
         .merge(protected)
+        // Tells the performance monitor the route template (ADR 0020).
+        .route_layer(middleware::from_fn(crate::monitor::note_route))
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }
