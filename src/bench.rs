@@ -76,6 +76,9 @@ pub enum BenchCommand {
     Rebuild(crate::bench_rebuild::RebuildArgs),
     /// CMDB impact analysis over a large graph vs one indexed edge lookup.
     Cmdb(crate::bench_cmdb::CmdbArgs),
+    /// The rate limiter's cost: a cheap authenticated GET with the limiter off, in memory and
+    /// through Redis, side by side; then the check alone.
+    Ratelimit(crate::bench_ratelimit::RateLimitArgs),
 }
 
 /// `bench append`.
@@ -172,6 +175,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
         BenchCommand::Analytics(a) => a.keep,
         BenchCommand::Rebuild(r) => r.keep,
         BenchCommand::Cmdb(c) => c.keep,
+        BenchCommand::Ratelimit(r) => r.keep,
     };
     let result = async {
         let mut dbc = DbConfig::new(url.clone());
@@ -197,6 +201,9 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
                 crate::bench_rebuild::bench_rebuild(&db.pool, &scratch, r).await
             }
             BenchCommand::Cmdb(c) => crate::bench_cmdb::bench_cmdb(&db.pool, &scratch, c).await,
+            BenchCommand::Ratelimit(r) => {
+                crate::bench_ratelimit::bench_ratelimit(&db.pool, &scratch, r).await
+            }
         }
     }
     .await;
@@ -235,7 +242,7 @@ pub(crate) fn metadata() -> EventMetadata {
 }
 
 #[derive(Default)]
-struct Sample {
+pub(crate) struct Sample {
     events: u64,
     latencies_us: Vec<u32>,
     /// Failed operations by kind (e.g. `HTTP 500 internal`).
@@ -251,7 +258,7 @@ impl Sample {
         }
     }
     /// Records one operation that took `took`: a success counts as an event, a failure by kind.
-    fn record(&mut self, took: Duration, outcome: Result<(), String>) {
+    pub(crate) fn record(&mut self, took: Duration, outcome: Result<(), String>) {
         self.latencies_us
             .push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
         match outcome {
@@ -263,7 +270,7 @@ impl Sample {
         self.errors.values().sum()
     }
     /// `HTTP 500 internal ×3; …` (or `none`).
-    fn error_summary(&self) -> String {
+    pub(crate) fn error_summary(&self) -> String {
         if self.errors.is_empty() {
             return "none".into();
         }
@@ -273,7 +280,7 @@ impl Sample {
             .collect::<Vec<_>>()
             .join("; ")
     }
-    fn pct(&mut self, p: f64) -> f64 {
+    pub(crate) fn pct(&mut self, p: f64) -> f64 {
         if self.latencies_us.is_empty() {
             return 0.0;
         }
@@ -283,7 +290,11 @@ impl Sample {
     }
 }
 
-async fn run_clients<F, Fut>(clients: usize, secs: u64, f: F) -> anyhow::Result<(f64, Sample)>
+pub(crate) async fn run_clients<F, Fut>(
+    clients: usize,
+    secs: u64,
+    f: F,
+) -> anyhow::Result<(f64, Sample)>
 where
     F: Fn(usize, Instant) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Sample>> + Send + 'static,
@@ -300,7 +311,7 @@ where
 }
 
 /// The round with the median rate.
-fn median(mut rounds: Vec<(f64, Sample)>) -> (f64, Sample) {
+pub(crate) fn median(mut rounds: Vec<(f64, Sample)>) -> (f64, Sample) {
     rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mid = rounds.len() / 2;
     rounds.swap_remove(mid)
@@ -906,7 +917,11 @@ impl ApiTarget {
 }
 
 /// Logs in over HTTP, retrying until the directory projection has the user (30 s at most).
-async fn login(http: &reqwest::Client, base: &str, t: &BenchTenant) -> anyhow::Result<String> {
+pub(crate) async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    t: &BenchTenant,
+) -> anyhow::Result<String> {
     let started = Instant::now();
     loop {
         let r = http

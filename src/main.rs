@@ -13,6 +13,7 @@ mod bench;
 mod bench_analytics;
 mod bench_audit;
 mod bench_cmdb;
+mod bench_ratelimit;
 mod bench_rebuild;
 mod bench_sla;
 mod projections_cli;

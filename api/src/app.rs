@@ -48,6 +48,10 @@ pub struct AppState {
     /// The integration bus (ADR 0016): its SSRF guard and credential box serve the webhook and
     /// integration routes; it runs beside the server when `EVENTDESK_INTEGRATION_BUS` is on.
     pub bus: eventdesk_bus::Bus,
+    /// Live events (ADR 0019): the per-process tailer's fan-out to WebSocket clients.
+    pub live: crate::ws::LiveHub,
+    /// Per-tenant rate limits (ADR 0019), in memory or shared through Redis.
+    pub limiter: crate::rate_limit::RateLimiter,
 }
 
 impl AppState {
@@ -94,6 +98,10 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     routes::router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::limit,
+        ))
         .layer(DefaultBodyLimit::max(routes::JSON_BODY_LIMIT))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::STRICT_TRANSPORT_SECURITY,
@@ -196,6 +204,12 @@ impl Application {
             eventdesk_bus::ssrf::Guard::new(config.allow_private_targets, config.bus_timeout),
             config.bus(),
         );
+        let live =
+            crate::ws::LiveHub::new(config.live.clone(), system_store.head_checkpoint().await?);
+        let limiter = crate::rate_limit::RateLimiter::new(
+            config.rate_limits.clone(),
+            config.redis_url.as_ref().map(|u| u.expose()),
+        )?;
         if config.allow_private_targets {
             tracing::warn!(
                 "EVENTDESK_ALLOW_PRIVATE_TARGETS is on: webhooks, Slack and Jira may reach \
@@ -217,6 +231,8 @@ impl Application {
                 sla_rules: eventdesk_workers::SlaRulesCache::default(),
                 roles: crate::auth::RoleCache::default(),
                 bus,
+                live,
+                limiter,
             },
             runtime,
         })
@@ -269,11 +285,26 @@ impl Application {
             .config
             .run_bus
             .then(|| tokio::spawn(self.state.bus.clone().run(stop.clone())));
+        // Live events: one tailer for every WebSocket client of this process (ADR 0019).
+        let live = tokio::spawn(self.state.live.clone().run(
+            self.state.store.with_pool(self.state.system.clone()),
+            stop.clone(),
+        ));
         let app = router(self.state.clone());
         tracing::info!(addr = ?self.listener.local_addr().ok(), "eventdesk serving");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        // WebSocket sessions are told to close as soon as shutdown starts (they would hold the
+        // graceful drain open otherwise).
+        let hub = self.state.live.clone();
+        let shutdown = async move {
+            shutdown.await;
+            hub.shutdown();
+        };
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         tracing::info!("http drained; stopping projectors");
         if let Some(h) = handle {
             h.shutdown().await;
@@ -288,6 +319,7 @@ impl Application {
         if let Some(b) = bus {
             let _ = b.await;
         }
+        let _ = live.await;
         let _ = waker_task.await;
         self.state.db.pool.close().await;
         self.state.system.close().await;

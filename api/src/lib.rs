@@ -17,8 +17,10 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod openapi;
+pub mod rate_limit;
 pub mod routes;
 pub mod security;
+pub mod ws;
 
 pub use app::{AppState, Application, router};
 pub use config::{Config, Secret};
