@@ -484,6 +484,14 @@ where
                 return "catch-up failed";
             }
             Err(CatchUp::ClientGone) => return "client closed during catch-up",
+            Err(CatchUp::Slow) => {
+                let _ = tokio::time::timeout(
+                    CLOSE_GRACE,
+                    sink.send(close(CLOSE_SLOW_CONSUMER, "slow consumer")),
+                )
+                .await;
+                return "slow consumer during catch-up";
+            }
         }
     }
 
@@ -546,8 +554,14 @@ where
                 if idle > cfg.idle {
                     break (CLOSE_IDLE, "idle timeout", "idle timeout");
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return "send failed";
+                tokio::select! {
+                    r = sink.send(Message::Ping(Default::default())) => {
+                        if r.is_err() {
+                            return "send failed";
+                        }
+                    }
+                    () = slow.cancelled() => break (CLOSE_SLOW_CONSUMER, "slow consumer", "slow consumer"),
+                    () = gone.cancelled() => return "client closed",
                 }
             }
             m = queue.recv() => {
@@ -579,6 +593,8 @@ enum CatchUp {
     Failed,
     /// The client went away.
     ClientGone,
+    /// The client did not read.
+    Slow,
 }
 
 /// Sends the tenant's messages after `after` from the log; returns the last position read.
@@ -623,6 +639,8 @@ where
         for ev in &events {
             cp = ev.checkpoint();
             if let Some(m) = live_message(ev) {
+                // A client that does not take one message within the idle timeout while
+                // catching up is a slow consumer.
                 tokio::select! {
                     r = sink.send(Message::Text(m.text)) => {
                         if r.is_err() {
@@ -630,6 +648,7 @@ where
                         }
                     }
                     () = gone.cancelled() => return Err(CatchUp::ClientGone),
+                    () = tokio::time::sleep(cfg.idle) => return Err(CatchUp::Slow),
                 }
             }
         }
