@@ -551,21 +551,21 @@ impl RateLimiter {
         };
         let o = match cached {
             Some(o) => o,
-            None => match load_overrides(pool, tenant).await {
-                Ok(o) => {
-                    let mut map = self.lock();
-                    if map.len() >= OVERRIDES_MAX {
-                        map.clear();
-                    }
-                    map.insert(tenant, (Instant::now(), o));
-                    o
-                }
-                Err(e) => {
+            None => {
+                // On a database error the defaults are cached for the TTL too: one warning
+                // and one query per tenant and TTL, not per request.
+                let o = load_overrides(pool, tenant).await.unwrap_or_else(|e| {
                     tracing::warn!(tenant_id = %tenant, error = %e,
                         "rate limiting: cannot read overrides; using defaults");
                     Overrides::default()
+                });
+                let mut map = self.lock();
+                if map.len() >= OVERRIDES_MAX {
+                    map.clear();
                 }
-            },
+                map.insert(tenant, (Instant::now(), o));
+                o
+            }
         };
         o.get(kind).unwrap_or(default)
     }

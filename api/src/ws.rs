@@ -377,6 +377,7 @@ pub async fn connect(
     Ok(ws
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| async move {
+            tracing::info!(tenant_id = %tenant, actor, resume = after.is_some(), "live client connected");
             let reason = session(state, hub, tenant, after, socket).await;
             tracing::info!(tenant_id = %tenant, actor, reason, "live client disconnected");
         }))
@@ -522,13 +523,15 @@ where
             }
         })
     };
-    let ended = live_loop(hub, cfg, &mut queue, sink, gone, &slow, last_seen).await;
+    let ended = live_loop(tenant, hub, cfg, &mut queue, sink, gone, &slow, last_seen).await;
     pump.abort();
     ended
 }
 
 /// The live phase: queue → socket, keepalive, idle timeout, slow-consumer close.
+#[allow(clippy::too_many_arguments)]
 async fn live_loop<S>(
+    tenant: TenantId,
     hub: &LiveHub,
     cfg: &LiveConfig,
     queue: &mut mpsc::Receiver<Arc<LiveMessage>>,
@@ -579,7 +582,7 @@ where
         }
     };
     if code == CLOSE_SLOW_CONSUMER {
-        tracing::warn!("live client is a slow consumer; closing");
+        tracing::warn!(tenant_id = %tenant, "live client is a slow consumer; closing");
     }
     let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close(code, reason))).await;
     why
