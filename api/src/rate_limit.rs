@@ -317,8 +317,11 @@ const REDIS_PROBE_EVERY_US: i64 = 1_000_000;
 /// reconnects by itself), and the health flag that decides when to fall back.
 struct Redis {
     client: redis::Client,
-    conn: Mutex<Option<redis::aio::ConnectionManager>>,
-    connecting: tokio::sync::Mutex<()>,
+    /// The connection, once made (made in its own task, so a request's short timeout never
+    /// cancels a connection attempt).
+    conn: Arc<tokio::sync::watch::Sender<Option<redis::aio::ConnectionManager>>>,
+    /// A connection attempt is running.
+    connecting: Arc<AtomicBool>,
     script: redis::Script,
     timeout: Duration,
     degraded: AtomicBool,
@@ -335,25 +338,53 @@ impl std::fmt::Debug for Redis {
 
 impl Redis {
     async fn connection(&self) -> redis::RedisResult<redis::aio::ConnectionManager> {
-        if let Some(c) = self.lock().clone() {
+        let mut rx = self.conn.subscribe();
+        if let Some(c) = rx.borrow_and_update().clone() {
             return Ok(c);
         }
-        let _one = self.connecting.lock().await;
-        if let Some(c) = self.lock().clone() {
-            return Ok(c);
+        if !self.connecting.swap(true, Ordering::AcqRel) {
+            let (client, slot, flag) = (
+                self.client.clone(),
+                self.conn.clone(),
+                self.connecting.clone(),
+            );
+            tokio::spawn(async move {
+                let cfg = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_number_of_retries(1);
+                match redis::aio::ConnectionManager::new_with_config(client, cfg).await {
+                    Ok(c) => {
+                        slot.send_replace(Some(c));
+                        flag.store(false, Ordering::Release);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "rate limiting: Redis connect failed");
+                        // Wakes the waiters with "still none" after clearing the flag: they
+                        // fail now, not at their timeout.
+                        flag.store(false, Ordering::Release);
+                        slot.send_replace(None);
+                    }
+                }
+            });
         }
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(200))))
-            .set_number_of_retries(1);
-        let c = redis::aio::ConnectionManager::new_with_config(self.client.clone(), cfg).await?;
-        *self.lock() = Some(c.clone());
-        Ok(c)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<redis::aio::ConnectionManager>> {
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        // Wait for the attempt (the caller's timeout bounds this wait, not the attempt).
+        loop {
+            if rx.changed().await.is_err() {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "the Redis connection slot was dropped",
+                )));
+            }
+            if let Some(c) = rx.borrow_and_update().clone() {
+                return Ok(c);
+            }
+            if !self.connecting.load(Ordering::Acquire) {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "cannot connect to Redis",
+                )));
+            }
+        }
     }
 
     async fn call(&self, key: &str, q: Quota) -> redis::RedisResult<Decision> {
@@ -498,8 +529,8 @@ impl RateLimiter {
                     var: "REDIS_URL",
                     message: e.to_string(),
                 })?,
-                conn: Mutex::new(None),
-                connecting: tokio::sync::Mutex::new(()),
+                conn: Arc::new(tokio::sync::watch::channel(None).0),
+                connecting: Arc::new(AtomicBool::new(false)),
                 script: redis::Script::new(GCRA_LUA),
                 timeout: config.redis_timeout,
                 degraded: AtomicBool::new(false),

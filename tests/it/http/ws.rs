@@ -396,3 +396,85 @@ async fn resume_outside_the_retention_window_and_idle_clients_are_closed_with_co
     assert_eq!(code, Some(CloseCode::Library(4001)));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sla_warnings_and_breaches_are_pushed_as_sla_breach_warning() {
+    use super::app::ManualClock;
+    use chrono::TimeDelta;
+    use eventdesk_store::{PgEventStore, Upcasters};
+    use eventdesk_workers::{SchedulerConfig, SlaRulesCache, SlaScheduler};
+    use std::sync::Arc;
+
+    let clock = ManualClock::at(chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3));
+    // The test drives the scheduler itself, on the manual clock.
+    let app = TestApp::spawn_with_clock(
+        &[("EVENTDESK_SLA_SCHEDULER", "false")],
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let a = app.tenant("Acme").await;
+    let mut ws = connect(&app, &a.admin, None).await;
+    next_json(&mut ws).await;
+    // High priority on the built-in 24x7 policy: response due in 1 h.
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/incidents",
+            Some(&a.admin),
+            Some(json!({"title": "VPN down", "priority": "high"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = id_of(&r.body);
+    let uid: uuid::Uuid = id.parse().expect("uuid");
+    // The scheduler's due rows exist once the timer projection has the incident.
+    let mut rows = 0i64;
+    for _ in 0..500 {
+        rows = sqlx::query_scalar("SELECT count(*) FROM sla_deadlines WHERE incident_id = $1")
+            .bind(uid)
+            .fetch_one(&app.db.superuser)
+            .await
+            .expect("count");
+        if rows == 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rows, 8, "deadlines of {id}");
+    clock.advance(TimeDelta::hours(1) + TimeDelta::seconds(1));
+    let pool = app.db.superuser.clone();
+    SlaScheduler::new(
+        pool.clone(),
+        PgEventStore::new(pool, Upcasters::new()),
+        Arc::new(clock.clone()),
+        SlaRulesCache::default(),
+        SchedulerConfig::default(),
+    )
+    .sweep()
+    .await
+    .expect("sweep");
+
+    let mut got = std::collections::BTreeSet::new();
+    while got.len() < 4 {
+        let v = next_json(&mut ws).await;
+        if v["type"] == "sla_breach_warning" && v["incident_id"] == id.as_str() {
+            let d = &v["data"];
+            got.insert((
+                d["metric"].as_str().expect("metric").to_owned(),
+                d["threshold"].as_i64().expect("threshold"),
+                d["breached"].as_bool().expect("breached"),
+            ));
+            assert!(d["crossed_at"].as_str().is_some(), "{v}");
+        }
+    }
+    let expected: std::collections::BTreeSet<_> = [
+        ("response".to_owned(), 50, false),
+        ("response".to_owned(), 75, false),
+        ("response".to_owned(), 90, false),
+        ("response".to_owned(), 100, true),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, expected);
+    app.stop().await;
+}
