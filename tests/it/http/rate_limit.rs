@@ -360,3 +360,92 @@ async fn platform_overrides_one_tenants_limits_per_auth_type() {
     assert_eq!(r.body["limits"]["test_key"]["limit"], 1);
     app.stop().await;
 }
+
+/// A TCP relay to the local Redis that the test can take down and bring back on one port.
+struct Relay {
+    port: u16,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Relay {
+    async fn start(port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind relay");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let s = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut client, _) = tokio::select! {
+                    () = s.cancelled() => return,
+                    r = listener.accept() => match r { Ok(c) => c, Err(_) => return },
+                };
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect("127.0.0.1:6379").await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        () = s.cancelled() => {}
+                    }
+                });
+            }
+        });
+        Self { port, stop }
+    }
+
+    /// Closes the listener and every relayed connection.
+    fn down(self) -> u16 {
+        self.stop.cancel();
+        self.port
+    }
+}
+
+#[tokio::test]
+async fn the_node_falls_back_when_redis_goes_away_and_returns_when_it_is_back() {
+    let relay = Relay::start(0).await;
+    let url = format!("redis://127.0.0.1:{}", relay.port);
+    let p = prefix();
+    let app = TestApp::spawn_with(&[
+        ("REDIS_URL", &url),
+        ("EVENTDESK_RATE_LIMIT_REDIS_PREFIX", &p),
+        ("EVENTDESK_RATE_LIMIT_JWT", "1000/3600"),
+        ("EVENTDESK_RATE_LIMIT_REDIS_TIMEOUT_MS", "1000"),
+    ])
+    .await;
+    let a = app.tenant("Acme").await;
+    let backend = |r: &Resp| r.body["backend"].as_str().unwrap_or_default().to_owned();
+    let r = get(&app.base, &app.client, &a.admin, "/api/v1/rate-limits").await;
+    assert_eq!((r.status, backend(&r)), (StatusCode::OK, "redis".into()));
+
+    // Redis goes away: requests still succeed, counted in memory.
+    let port = relay.down();
+    for _ in 0..3 {
+        let r = get(&app.base, &app.client, &a.admin, "/api/v1/incidents").await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert!(r.header("ratelimit-remaining").is_some());
+    }
+    let r = get(&app.base, &app.client, &a.admin, "/api/v1/rate-limits").await;
+    assert_eq!(backend(&r), "memory_fallback");
+
+    // It comes back on the same port: the node returns to it (probed at most every second).
+    let _relay = Relay::start(port).await;
+    let started = std::time::Instant::now();
+    loop {
+        let r = get(&app.base, &app.client, &a.admin, "/api/v1/incidents").await;
+        assert_eq!(r.status, StatusCode::OK);
+        let r = get(&app.base, &app.client, &a.admin, "/api/v1/rate-limits").await;
+        if backend(&r) == "redis" {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "never returned to Redis"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    app.stop().await;
+}
