@@ -79,6 +79,9 @@ pub enum BenchCommand {
     /// The performance monitor's overhead: authenticated GETs and creates against
     /// `eventdesk serve` with `EVENTDESK_MONITOR=on` and `off` alternately, side by side.
     Monitor(crate::bench_monitor::MonitorArgs),
+    /// The rate limiter's cost: a cheap authenticated GET with the limiter off, in memory and
+    /// through Redis, side by side; then the check alone.
+    Ratelimit(crate::bench_ratelimit::RateLimitArgs),
 }
 
 /// `bench append`.
@@ -176,6 +179,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
         BenchCommand::Rebuild(r) => r.keep,
         BenchCommand::Cmdb(c) => c.keep,
         BenchCommand::Monitor(m) => m.keep,
+        BenchCommand::Ratelimit(r) => r.keep,
     };
     let result = async {
         let mut dbc = DbConfig::new(url.clone());
@@ -202,6 +206,9 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
             }
             BenchCommand::Cmdb(c) => crate::bench_cmdb::bench_cmdb(&db.pool, &scratch, c).await,
             BenchCommand::Monitor(m) => crate::bench_monitor::bench_monitor(&scratch, m).await,
+            BenchCommand::Ratelimit(r) => {
+                crate::bench_ratelimit::bench_ratelimit(&db.pool, &scratch, r).await
+            }
         }
     }
     .await;
@@ -309,7 +316,7 @@ where
 }
 
 /// The round with the median rate.
-fn median(mut rounds: Vec<(f64, Sample)>) -> (f64, Sample) {
+pub(crate) fn median(mut rounds: Vec<(f64, Sample)>) -> (f64, Sample) {
     rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mid = rounds.len() / 2;
     rounds.swap_remove(mid)

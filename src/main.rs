@@ -14,6 +14,7 @@ mod bench_analytics;
 mod bench_audit;
 mod bench_cmdb;
 mod bench_monitor;
+mod bench_ratelimit;
 mod bench_rebuild;
 mod bench_sla;
 mod projections_cli;

@@ -50,6 +50,10 @@ pub struct AppState {
     pub bus: eventdesk_bus::Bus,
     /// The performance monitor (ADR 0020; inert when `EVENTDESK_MONITOR=off`).
     pub monitor: crate::monitor::Monitor,
+    /// Live events (ADR 0019): the per-process tailer's fan-out to WebSocket clients.
+    pub live: crate::ws::LiveHub,
+    /// Per-tenant rate limits (ADR 0019), in memory or shared through Redis.
+    pub limiter: crate::rate_limit::RateLimiter,
 }
 
 impl AppState {
@@ -98,7 +102,12 @@ impl AppState {
 /// The HTTP router with every layer.
 pub fn router(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
-    let mut app = routes::router(state.clone());
+    // The rate limiter inside the monitor, so that its authentication and its 429s are
+    // measured too.
+    let mut app = routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::rate_limit::limit,
+    ));
     if state.monitor.enabled() {
         // Around the whole router (inside the header, trace and timeout layers).
         app = app.layer(axum::middleware::from_fn_with_state(
@@ -214,6 +223,12 @@ impl Application {
             eventdesk_bus::ssrf::Guard::new(config.allow_private_targets, config.bus_timeout),
             bus_config,
         );
+        let live =
+            crate::ws::LiveHub::new(config.live.clone(), system_store.head_checkpoint().await?);
+        let limiter = crate::rate_limit::RateLimiter::new(
+            config.rate_limits.clone(),
+            config.redis_url.as_ref().map(|u| u.expose()),
+        )?;
         if config.allow_private_targets {
             tracing::warn!(
                 "EVENTDESK_ALLOW_PRIVATE_TARGETS is on: webhooks, Slack and Jira may reach \
@@ -236,6 +251,8 @@ impl Application {
                 roles: crate::auth::RoleCache::default(),
                 bus,
                 monitor,
+                live,
+                limiter,
             },
             runtime,
         })
@@ -295,11 +312,26 @@ impl Application {
                 .clone()
                 .run(self.state.system.clone(), stop.clone()),
         );
+        // Live events: one tailer for every WebSocket client of this process (ADR 0019).
+        let live = tokio::spawn(self.state.live.clone().run(
+            self.state.store.with_pool(self.state.system.clone()),
+            stop.clone(),
+        ));
         let app = router(self.state.clone());
         tracing::info!(addr = ?self.listener.local_addr().ok(), "eventdesk serving");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        // WebSocket sessions are told to close as soon as shutdown starts (they would hold the
+        // graceful drain open otherwise).
+        let hub = self.state.live.clone();
+        let shutdown = async move {
+            shutdown.await;
+            hub.shutdown();
+        };
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         tracing::info!("http drained; stopping projectors");
         if let Some(h) = handle {
             h.shutdown().await;
@@ -315,6 +347,7 @@ impl Application {
             let _ = b.await;
         }
         let _ = monitor.await;
+        let _ = live.await;
         let _ = waker_task.await;
         self.state.db.pool.close().await;
         self.state.system.close().await;

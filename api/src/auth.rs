@@ -108,15 +108,33 @@ impl Principal {
     }
 }
 
-/// The bearer credential of a request, if any.
-fn credential(parts: &Parts) -> Option<&str> {
+/// The bearer credential of a request, if any. Browsers cannot set headers on a WebSocket
+/// handshake, so `GET /api/v1/ws` also takes it from `?access_token=` (ADR 0019).
+pub fn credential(parts: &Parts) -> Option<std::borrow::Cow<'_, str>> {
     if let Some(k) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(k.trim());
+        return Some(k.trim().into());
     }
-    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    if let Some(v) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, rest) = v.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| rest.trim().into());
+    }
+    if parts.uri.path() == WS_PATH {
+        let query = parts.uri.query()?;
+        return form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.trim().to_owned().into());
+    }
+    None
 }
+
+/// The live-events endpoint, whose credential may travel in the query.
+pub const WS_PATH: &str = "/api/v1/ws";
 
 /// Authenticates a credential.
 pub async fn authenticate(state: &AppState, presented: &str) -> Result<Principal, ApiError> {
@@ -296,7 +314,7 @@ impl FromRequestParts<AppState> for Principal {
             return Ok(p.clone());
         }
         let presented = credential(parts).ok_or(ApiError::Unauthorized)?;
-        let p = authenticate(state, presented).await?;
+        let p = authenticate(state, &presented).await?;
         parts.extensions.insert(p.clone());
         Ok(p)
     }

@@ -89,6 +89,10 @@ pub struct Config {
     pub monitor: crate::monitor::MonitorConfig,
     /// `EVENTDESK_METRICS_TOKEN`: the bearer token of `GET /metrics` (unset: the route is 404).
     pub metrics_token: Option<Secret>,
+    /// Live events over WebSocket (`EVENTDESK_WS_*`, ADR 0019).
+    pub live: crate::ws::LiveConfig,
+    /// Rate limiting (`EVENTDESK_RATE_LIMIT*`, `EVENTDESK_TRUSTED_PROXIES`, ADR 0019).
+    pub rate_limits: crate::rate_limit::RateLimitConfig,
 }
 
 /// A configuration variable had a bad value.
@@ -267,6 +271,46 @@ impl Config {
                 .map(|t| t.trim().to_owned())
                 .filter(|t| !t.is_empty())
                 .map(Secret::new),
+            live: {
+                let d = crate::ws::LiveConfig::default();
+                crate::ws::LiveConfig {
+                    buffer: parse("EVENTDESK_WS_BUFFER", get("EVENTDESK_WS_BUFFER"), d.buffer)?
+                        .max(1),
+                    channel: parse(
+                        "EVENTDESK_WS_CHANNEL",
+                        get("EVENTDESK_WS_CHANNEL"),
+                        d.channel,
+                    )?
+                    .max(1),
+                    ping: Duration::from_secs(
+                        parse(
+                            "EVENTDESK_WS_PING_SECS",
+                            get("EVENTDESK_WS_PING_SECS"),
+                            30u64,
+                        )?
+                        .max(1),
+                    ),
+                    idle: Duration::from_secs(
+                        parse(
+                            "EVENTDESK_WS_IDLE_SECS",
+                            get("EVENTDESK_WS_IDLE_SECS"),
+                            90u64,
+                        )?
+                        .max(1),
+                    ),
+                    retention: Duration::from_secs(parse(
+                        "EVENTDESK_WS_RETENTION_SECS",
+                        get("EVENTDESK_WS_RETENTION_SECS"),
+                        86_400u64,
+                    )?),
+                    catchup_max: parse(
+                        "EVENTDESK_WS_CATCHUP_MAX",
+                        get("EVENTDESK_WS_CATCHUP_MAX"),
+                        d.catchup_max,
+                    )?,
+                }
+            },
+            rate_limits: crate::rate_limit::RateLimitConfig::from_lookup(&get)?,
         })
     }
 

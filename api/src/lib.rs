@@ -20,8 +20,10 @@ pub mod idempotency;
 pub mod metrics;
 pub mod monitor;
 pub mod openapi;
+pub mod rate_limit;
 pub mod routes;
 pub mod security;
+pub mod ws;
 
 pub use app::{AppState, Application, router};
 pub use config::{Config, Secret};

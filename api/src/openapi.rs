@@ -38,6 +38,7 @@ use std::sync::LazyLock;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 mod bus;
+mod live;
 mod monitor;
 
 /// Where the document is served.
@@ -132,6 +133,8 @@ enum Query {
     AnalyticsTrends,
     /// A webhook's delivery log: `status`, `limit`, `before`.
     Deliveries,
+    /// The WebSocket: `access_token`, `after`.
+    Live,
 }
 
 /// One operation: everything about a route that its declaration does not already say.
@@ -1556,6 +1559,56 @@ const OPERATIONS: &[Op] = &[
     .body(Body::Json("TenantCreate"))
     .created()
     .errors(&[409]),
+    // Live events and rate limits (ADR 0019).
+    op(
+        Method::GET,
+        crate::auth::WS_PATH,
+        "liveEvents",
+        "live",
+        "Live incident events of the tenant (WebSocket)",
+        101,
+        Out::Empty,
+    )
+    .describe(live::WS_NOTE)
+    .query(Query::Live),
+    op(
+        Method::GET,
+        "/api/v1/rate-limits",
+        "getRateLimits",
+        "rate-limits",
+        "The tenant's effective rate limits",
+        200,
+        Out::Json("RateLimits"),
+    )
+    .describe(
+        "Every request counts against its tenant's quota for its auth type (JWT, live key, \
+         test key); requests without valid credentials count per client IP. Answers carry \
+         `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds) and \
+         `RateLimit-Policy`; past the limit, `429` with `Retry-After`.",
+    ),
+    op(
+        Method::GET,
+        "/api/v1/tenants/{id}/rate-limits",
+        "getTenantRateLimits",
+        "rate-limits",
+        "A tenant's effective rate limits (platform key only)",
+        200,
+        Out::Json("RateLimits"),
+    ),
+    op(
+        Method::PUT,
+        "/api/v1/tenants/{id}/rate-limits",
+        "putTenantRateLimits",
+        "rate-limits",
+        "Set a tenant's rate-limit overrides (platform key only)",
+        200,
+        Out::Json("RateLimits"),
+    )
+    .describe(
+        "Replaces the tenant's overrides; an auth type left out uses the node's default. \
+         Nodes apply it within 5 seconds. Recorded in the tenant's security log.",
+    )
+    .body(Body::Json("RateLimitsPut")),
     // Health and the document itself.
     op(
         Method::GET,
@@ -1772,6 +1825,8 @@ pub fn document() -> Value {
             { "name": "integrations", "description": "Slack and Jira settings of the integration bus." },
             { "name": "audit", "description": "The audit trail: the event log, streams with their hash-chain verification, the security log." },
             { "name": "tenants", "description": "Organisations (platform key only)." },
+            { "name": "live", "description": "Live incident events over WebSocket, resumable from a log position." },
+            { "name": "rate-limits", "description": "Per-tenant, per-auth-type rate limits and their overrides." },
             { "name": "cmdb", "description": "The CMDB: configuration items, their types and relationships, impact analysis." },
             { "name": "health", "description": "Liveness and readiness probes." },
             { "name": "meta", "description": "This document." },
@@ -1923,6 +1978,7 @@ fn operation(op: &Op, access: Access) -> Value {
         Query::AnalyticsRange => params.extend(analytics_query_params(true, false)),
         Query::AnalyticsTrends => params.extend(analytics_query_params(true, true)),
         Query::Deliveries => params.extend(bus::delivery_query_params()),
+        Query::Live => params.extend(live::ws_query_params()),
         Query::AsOf => params.push(json!({
             "name": "as_of",
             "in": "query",
@@ -4482,6 +4538,8 @@ fn schemas() -> Map<String, Value> {
     bus::add_schemas(&mut add);
     // The performance monitor (ADR 0020).
     monitor::add_schemas(&mut add);
+    // Rate limits (ADR 0019).
+    live::add_schemas(&mut add);
 
     // Health and meta.
     add(
@@ -5181,7 +5239,11 @@ mod tests {
                     );
                 }
             }
-            let success: Vec<_> = responses.keys().filter(|c| c.starts_with('2')).collect();
+            // (The WebSocket's success is `101 Switching Protocols`.)
+            let success: Vec<_> = responses
+                .keys()
+                .filter(|c| c.starts_with('2') || *c == "101")
+                .collect();
             assert_eq!(success.len(), 1, "{m} {p}: one success status");
         }
     }

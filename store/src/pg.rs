@@ -599,6 +599,50 @@ impl PgEventStore {
     }
 }
 
+impl PgEventStore {
+    /// One tenant's events of one stream type after `after`, below the horizon, in log order
+    /// (the catch-up read of live-event clients; served by `events_tenant_log_order`). The
+    /// tenant predicate is explicit, so this is safe on the system (BYPASSRLS) pool.
+    pub async fn read_tenant_after(
+        &self,
+        tenant: TenantId,
+        stream_type: &str,
+        after: Checkpoint,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE tenant_id = $1 AND stream_type = $2 \
+               AND (transaction_id, global_position) > ($3::int8::text::xid8, $4) \
+               AND transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
+             ORDER BY transaction_id, global_position LIMIT $5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant.0)
+            .bind(stream_type)
+            .bind(after.transaction_id as i64)
+            .bind(after.position)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| self.decode_row(r)).collect()
+    }
+
+    /// When the event at exactly `at` was recorded, if there is one (any tenant: it tells a
+    /// resuming reader whether its position is still inside a retention window).
+    pub async fn recorded_at(&self, at: Checkpoint) -> Result<Option<DateTime<Utc>>> {
+        let t: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT recorded_at FROM events WHERE global_position = $1 \
+             AND transaction_id = $2::int8::text::xid8",
+        )
+        .bind(at.position)
+        .bind(at.transaction_id as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(t)
+    }
+}
+
 /// The horizon query: strictly after the checkpoint, strictly below the oldest running
 /// transaction, in `(transaction_id, global_position)` order. The horizon is computed once per
 /// statement (an InitPlan), so it bounds the index scan.

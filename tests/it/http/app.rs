@@ -100,6 +100,12 @@ impl TestApp {
             ("EVENTDESK_DB_POOL", "20"),
             // Many servers share two cores during the test run: be patient with projections.
             ("EVENTDESK_CONSISTENCY_WAIT_MS", "15000"),
+            // Rate limiting stays on (every request goes through it) but out of the way of
+            // tests about other things; `rate_limit.rs` sets real quotas.
+            ("EVENTDESK_RATE_LIMIT_JWT", "1000000/s"),
+            ("EVENTDESK_RATE_LIMIT_LIVE_KEY", "1000000/s"),
+            ("EVENTDESK_RATE_LIMIT_TEST_KEY", "1000000/s"),
+            ("EVENTDESK_RATE_LIMIT_IP", "1000000/s"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -132,6 +138,29 @@ impl TestApp {
             stop: Some(tx),
             task: Some(task),
             _data: data,
+        }
+    }
+
+    /// A second server process ("node") on this app's database, with this app's
+    /// configuration (and data directory, so the same secrets) on its own port.
+    pub async fn sibling(&self) -> Sibling {
+        let app = Application::build(self.config.clone())
+            .await
+            .expect("build sibling");
+        let addr = app.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let _ = app
+                .run_until(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Sibling {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            stop: Some(tx),
+            task: Some(task),
         }
     }
 
@@ -280,6 +309,26 @@ impl TestApp {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body
+    }
+}
+
+/// Another server on the same database (see [`TestApp::sibling`]).
+pub struct Sibling {
+    pub base: String,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Sibling {
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
     }
 }
 

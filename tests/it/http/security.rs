@@ -505,8 +505,10 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         ci: Uuid::nil(),
     };
     let mut covered = 0;
-    for (method, route, _) in PERMISSIONS {
-        if !route.contains('{') {
+    for (method, route, needed) in PERMISSIONS {
+        // Platform routes (`/api/v1/tenants/{id}/…`) are no tenant's: every tenant caller
+        // gets 403 there, its own tenant's id included (tests/it/http/rate_limit.rs).
+        if !route.contains('{') || *needed == eventdesk_auth::rbac::PLATFORM {
             continue;
         }
         let path = a_objects
