@@ -38,6 +38,7 @@ use std::sync::LazyLock;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 mod bus;
+mod itil;
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -131,6 +132,10 @@ enum Query {
     AnalyticsTrends,
     /// A webhook's delivery log: `status`, `limit`, `before`.
     Deliveries,
+    /// The problem list's filters and search, plus paging.
+    Problems,
+    /// The known-error search (`q`), plus paging.
+    KnownErrors,
 }
 
 /// One operation: everything about a route that its declaration does not already say.
@@ -1569,9 +1574,12 @@ const OPERATIONS: &[Op] = &[
 
 /// The table row of `(method, route)`.
 fn operation_spec(method: &Method, route: &str) -> Option<&'static Op> {
-    OPERATIONS
-        .iter()
-        .find(|o| o.method == *method && o.route == route)
+    all_operations().find(|o| o.method == *method && o.route == route)
+}
+
+/// Every row: [`OPERATIONS`] and those of the parts kept in their own modules.
+fn all_operations() -> impl Iterator<Item = &'static Op> {
+    OPERATIONS.iter().chain(itil::OPERATIONS)
 }
 
 /// Every documented `(method, route, access)`: the routes needing a permission, those needing
@@ -1754,6 +1762,7 @@ pub fn document() -> Value {
             { "name": "audit", "description": "The audit trail: the event log, streams with their hash-chain verification, the security log." },
             { "name": "tenants", "description": "Organisations (platform key only)." },
             { "name": "cmdb", "description": "The CMDB: configuration items, their types and relationships, impact analysis." },
+            { "name": "problems", "description": "Problems, their linked incidents, and the known-error database." },
             { "name": "health", "description": "Liveness and readiness probes." },
             { "name": "meta", "description": "This document." },
         ],
@@ -1904,6 +1913,14 @@ fn operation(op: &Op, access: Access) -> Value {
         Query::AnalyticsRange => params.extend(analytics_query_params(true, false)),
         Query::AnalyticsTrends => params.extend(analytics_query_params(true, true)),
         Query::Deliveries => params.extend(bus::delivery_query_params()),
+        Query::Problems => {
+            params.extend(itil::problem_query_params());
+            params.extend(paging_params());
+        }
+        Query::KnownErrors => {
+            params.extend(itil::known_error_query_params());
+            params.extend(paging_params());
+        }
         Query::AsOf => params.push(json!({
             "name": "as_of",
             "in": "query",
@@ -2998,6 +3015,18 @@ fn schemas() -> Map<String, Value> {
         req(
             "attachments",
             array(schema_ref("Attachment"), "Attachments, oldest first."),
+        ),
+        req(
+            "problem_id",
+            nullable(uuid("The problem the incident is linked to.")),
+        ),
+        req(
+            "suggested_known_errors",
+            array(
+                schema_ref("KnownError"),
+                "Known errors whose category or configuration item match the incident's, with \
+                 their workarounds, newest first (at most 10; empty for requesters).",
+            ),
         ),
     ]);
     add(
@@ -4462,6 +4491,9 @@ fn schemas() -> Map<String, Value> {
     // The integration bus (ADR 0016).
     bus::add_schemas(&mut add);
 
+    // Problems and known errors (ADR 0021).
+    itil::add_schemas(&mut add);
+
     // Health and meta.
     add(
         "Health",
@@ -5047,7 +5079,7 @@ mod tests {
                 "{m} {r} has no row in openapi::OPERATIONS: describe its request, status and response"
             );
         }
-        for op in OPERATIONS {
+        for op in all_operations() {
             assert!(
                 declared_routes().any(|(m, r, _)| *m == op.method && r == op.route),
                 "OPERATIONS row {} {} matches no declared route",
@@ -5287,7 +5319,7 @@ mod tests {
     #[test]
     fn request_schemas_are_closed() {
         let d = doc();
-        for op in OPERATIONS {
+        for op in all_operations() {
             if let Body::Json(s) | Body::Optional(s) = op.body {
                 assert_eq!(
                     d["components"]["schemas"][s]["additionalProperties"],
@@ -5760,6 +5792,120 @@ mod tests {
     }
 
     #[test]
+    fn problem_schemas_match_the_dtos_and_views() {
+        use crate::routes::problems::{
+            IncidentLink, KnownErrorRequest, LinkedIncident, ProblemCreate, ProblemResolve,
+            ProblemUpdate,
+        };
+        use eventdesk_domain::problem::{Problem, ProblemStatus};
+        use eventdesk_domain::values::{
+            Description, Priority, ResolutionText, RootCause, Title, Workaround,
+        };
+        use eventdesk_domain::{Actor, CategoryId, CiId, IncidentId, ProblemId, UserId};
+        use eventdesk_projections::queries::problems::{KnownErrorView, ProblemView};
+        let d = doc();
+        check_request::<ProblemCreate>(&d, "ProblemCreate");
+        check_request::<ProblemUpdate>(&d, "ProblemUpdate");
+        check_request::<KnownErrorRequest>(&d, "KnownErrorRequest");
+        check_request::<ProblemResolve>(&d, "ProblemResolve");
+        check_request::<IncidentLink>(&d, "ProblemIncidentLink");
+        for body in [
+            r#"{"category_id":null}"#,
+            r#"{"workaround":null}"#,
+            r#"{"root_cause":null,"assignee_id":null,"ci_id":null}"#,
+        ] {
+            crate::extract::parse_strict::<ProblemUpdate>(body.as_bytes()).unwrap();
+        }
+        let id = |n: u128| uuid::Uuid::from_u128(n);
+        let problem = Problem {
+            id: ProblemId(id(1)),
+            title: Title::parse("Relay drops mail").unwrap(),
+            description: Description::parse("d").unwrap(),
+            status: ProblemStatus::Resolved,
+            priority: Priority::High,
+            category_id: Some(CategoryId(id(2))),
+            ci_id: Some(CiId(id(3))),
+            assignee_id: Some(UserId(id(4))),
+            root_cause: Some(RootCause::parse("cert").unwrap()),
+            workaround: Some(Workaround::parse("restart").unwrap()),
+            resolution: Some(ResolutionText::parse("renewed").unwrap()),
+            incident_ids: vec![IncidentId(id(5))],
+            known_error_at: Some(samples::now()),
+            resolved_at: Some(samples::now()),
+            closed_at: Some(samples::now()),
+            created_at: samples::now(),
+            created_by: Actor::User(UserId(id(4))),
+            updated_at: samples::now(),
+            updated_by: Actor::System,
+        };
+        let full = ProblemView {
+            known_error: true,
+            allowed_actions: problem.allowed_actions(),
+            problem: problem.clone(),
+            version: 7,
+        };
+        let bare = ProblemView {
+            problem: Problem {
+                status: ProblemStatus::New,
+                category_id: None,
+                ci_id: None,
+                assignee_id: None,
+                root_cause: None,
+                workaround: None,
+                resolution: None,
+                incident_ids: vec![],
+                known_error_at: None,
+                resolved_at: None,
+                closed_at: None,
+                ..problem
+            },
+            known_error: false,
+            allowed_actions: vec![],
+            version: 1,
+        };
+        let problems = vec![full, bare];
+        check_response(&d, "Problem", &problems);
+        check_response(&d, "ProblemPage", &samples::page(problems));
+        let ke = KnownErrorView {
+            problem_id: ProblemId(id(1)),
+            title: "t".into(),
+            status: ProblemStatus::KnownError,
+            root_cause: Some("r".into()),
+            workaround: Some("w".into()),
+            category_id: Some(CategoryId(id(2))),
+            ci_id: Some(CiId(id(3))),
+            known_error_at: samples::now(),
+        };
+        let kes = vec![
+            ke.clone(),
+            KnownErrorView {
+                root_cause: None,
+                category_id: None,
+                ci_id: None,
+                ..ke
+            },
+        ];
+        check_response(&d, "KnownError", &kes);
+        check_response(&d, "KnownErrorPage", &samples::page(kes));
+        let linked = vec![
+            LinkedIncident {
+                id: IncidentId(id(5)),
+                incident_number: Some("INC000001".into()),
+                title: Some("t".into()),
+                status: Some("new".into()),
+            },
+            LinkedIncident {
+                id: IncidentId(id(6)),
+                incident_number: None,
+                title: None,
+                status: None,
+            },
+        ];
+        check_response(&d, "LinkedIncident", &linked);
+        check_response(&d, "LinkedIncidentList", &[json!({ "data": linked })]);
+    }
+
+    #[test]
     fn cmdb_schemas_match_the_dtos_and_views() {
         use crate::routes::cmdb::{CiCreate, CiTypeCreate, CiUpdate, RelationshipCreate};
         use eventdesk_domain::cmdb::CiStatus;
@@ -6122,6 +6268,19 @@ mod tests {
                     uploaded_by: system_actor(),
                     uploaded_at: now(),
                 }],
+                problem_id: Some(eventdesk_domain::ProblemId(id(8))),
+                suggested_known_errors: vec![
+                    eventdesk_projections::queries::problems::KnownErrorView {
+                        problem_id: eventdesk_domain::ProblemId(id(8)),
+                        title: "Relay drops mail".into(),
+                        status: eventdesk_domain::problem::ProblemStatus::KnownError,
+                        root_cause: Some("Expired certificate".into()),
+                        workaround: Some("Restart the relay".into()),
+                        category_id: Some(eventdesk_domain::CategoryId(id(9))),
+                        ci_id: Some(eventdesk_domain::CiId(id(10))),
+                        known_error_at: now(),
+                    },
+                ],
             };
             let bare = IncidentDetail {
                 incident: items[1].clone(),
@@ -6131,6 +6290,8 @@ mod tests {
                 history: vec![],
                 work_notes: vec![],
                 attachments: vec![],
+                problem_id: None,
+                suggested_known_errors: vec![],
             };
             vec![full, bare]
         }

@@ -63,7 +63,7 @@
 //! | `integration:create` | ✓ |   |   |   |   |
 //! | `integration:write` | ✓ |   |   |   |   |
 //! | `integration:delete` | ✓ |   |   |   |   |
-//! | `problem:read` | ✓ | ✓ |   |   |   |
+//! | `problem:read` | ✓ | ✓ | ✓ |   | ✓ |
 //! | `problem:create` | ✓ | ✓ |   |   |   |
 //! | `problem:write` | ✓ | ✓ |   |   |   |
 //! | `problem:assign` | ✓ | ✓ |   |   |   |
@@ -341,7 +341,7 @@ pub const MATRIX: &[(Permission, &[Role])] = &[
     (p(R::Integration, Create), &[A]),
     (p(R::Integration, Write), &[A]),
     (p(R::Integration, Delete), &[A]),
-    (p(R::Problem, Read), &[A, M]),
+    (p(R::Problem, Read), &[A, M, O, V]),
     (p(R::Problem, Create), &[A, M]),
     (p(R::Problem, Write), &[A, M]),
     (p(R::Problem, Assign), &[A, M]),

@@ -13,6 +13,7 @@ pub mod cmdb;
 pub mod error;
 pub mod execute;
 pub mod incident;
+pub mod problem;
 pub mod role;
 pub mod sla;
 pub mod tenant;

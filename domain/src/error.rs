@@ -9,6 +9,7 @@
 use crate::cmdb::{CiError, CiTypeError, RelationshipError};
 use crate::directory::{CategoryError, RoleError, TeamError, TenantError, UserError};
 use crate::incident::IncidentError;
+use crate::problem::ProblemError;
 use crate::values::ValidationError;
 
 /// Any rejection by the domain.
@@ -44,6 +45,9 @@ pub enum DomainError {
     /// A CI relationship command was rejected.
     #[error(transparent)]
     Relationship(#[from] RelationshipError),
+    /// A problem command was rejected.
+    #[error(transparent)]
+    Problem(#[from] ProblemError),
 }
 
 impl DomainError {
@@ -60,6 +64,7 @@ impl DomainError {
             Self::Ci(e) => e.code(),
             Self::CiType(e) => e.code(),
             Self::Relationship(e) => e.code(),
+            Self::Problem(e) => e.code(),
         }
     }
 
@@ -76,6 +81,7 @@ impl DomainError {
                 | Self::Ci(CiError::NotFound)
                 | Self::CiType(CiTypeError::NotFound)
                 | Self::Relationship(RelationshipError::NotFound)
+                | Self::Problem(ProblemError::NotFound)
         )
     }
 }

@@ -112,3 +112,7 @@ id_type!(
     /// A relationship between two configuration items (CMDB).
     CiRelationshipId
 );
+id_type!(
+    /// A problem (the root cause behind incidents).
+    ProblemId
+);

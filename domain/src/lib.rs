@@ -16,6 +16,7 @@
 //! - [`values`]: validated newtypes (`parse` → [`ValidationError`]) and enums;
 //! - [`priority`]: the impact × urgency [`PriorityMatrix`];
 //! - [`incident`]: the incident aggregate and its transition table;
+//! - [`problem`]: the problem aggregate (root cause, workaround, known errors, linked incidents);
 //! - [`directory`]: tenant, user, team, category and custom role aggregates;
 //! - [`cmdb`]: configuration items, custom CI types and relationships (schema language included);
 //! - [`change`]: old/new pairs and history rows; [`error`]: [`DomainError`];
@@ -32,6 +33,7 @@ pub mod error;
 pub mod ids;
 pub mod incident;
 pub mod priority;
+pub mod problem;
 pub mod registry;
 pub mod sla;
 #[cfg(any(test, feature = "testing"))]
@@ -53,4 +55,5 @@ pub use incident::{
     Incident, IncidentAction, IncidentAggregate, IncidentCommand, IncidentError, IncidentEvent,
 };
 pub use priority::PriorityMatrix;
+pub use problem::{ProblemAggregate, ProblemCommand, ProblemError, ProblemEvent};
 pub use values::ValidationError;

@@ -13,6 +13,7 @@ pub mod cmdb;
 pub mod directory;
 pub mod incidents;
 pub mod integrations;
+pub mod problems;
 pub mod roles;
 pub mod sla;
 pub mod sla_timers;
@@ -171,6 +172,67 @@ pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
         Method::GET,
         "/api/v1/incidents/{id}/attachments/{aid}",
         p(Resource::Incident, Action::Read),
+    ),
+    // Problems and the known-error database (ADR 0021).
+    (
+        Method::GET,
+        "/api/v1/problems",
+        p(Resource::Problem, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/problems",
+        p(Resource::Problem, Action::Create),
+    ),
+    (
+        Method::GET,
+        "/api/v1/problems/{id}",
+        p(Resource::Problem, Action::Read),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/problems/{id}",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/problems/{id}/investigate",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/problems/{id}/known-error",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/problems/{id}/resolve",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/problems/{id}/close",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::GET,
+        "/api/v1/problems/{id}/incidents",
+        p(Resource::Problem, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/problems/{id}/incidents",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/problems/{id}/incidents/{incident_id}",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::GET,
+        "/api/v1/known-errors",
+        p(Resource::Problem, Action::Read),
     ),
     // Directory.
     (
@@ -679,6 +741,33 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/sla/policies/{id}/reactivate",
             post(sla::reactivate_policy),
         )
+        .route(
+            "/api/v1/problems",
+            get(problems::list).post(problems::create),
+        )
+        .route(
+            "/api/v1/problems/{id}",
+            get(problems::get_one).patch(problems::patch),
+        )
+        .route(
+            "/api/v1/problems/{id}/investigate",
+            post(problems::investigate),
+        )
+        .route(
+            "/api/v1/problems/{id}/known-error",
+            post(problems::mark_known_error),
+        )
+        .route("/api/v1/problems/{id}/resolve", post(problems::resolve))
+        .route("/api/v1/problems/{id}/close", post(problems::close))
+        .route(
+            "/api/v1/problems/{id}/incidents",
+            get(problems::list_incidents).post(problems::link),
+        )
+        .route(
+            "/api/v1/problems/{id}/incidents/{incident_id}",
+            axum::routing::delete(problems::unlink),
+        )
+        .route("/api/v1/known-errors", get(problems::known_errors))
         .route("/api/v1/cis", get(cmdb::list_cis).post(cmdb::create_ci))
         .route("/api/v1/cis/{id}", get(cmdb::get_ci).patch(cmdb::patch_ci))
         .route(

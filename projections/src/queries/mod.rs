@@ -17,6 +17,7 @@ pub mod cmdb;
 pub mod directory;
 pub mod incidents;
 pub mod paging;
+pub mod problems;
 pub mod sla_config;
 pub mod sla_timers;
 

@@ -7,6 +7,7 @@ mod cmdb;
 mod idempotency;
 mod incidents;
 mod integrations;
+mod problems;
 mod roles;
 mod security;
 mod sla_config;
