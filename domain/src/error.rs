@@ -6,6 +6,7 @@
 //! business-rule rejections → 409 (or 422 for malformed combinations such as
 //! `EmptyAssignment` and `OwnParent`). Each variant's `code()` is a stable machine code.
 
+use crate::change_request::ChangeError;
 use crate::cmdb::{CiError, CiTypeError, RelationshipError};
 use crate::directory::{CategoryError, RoleError, TeamError, TenantError, UserError};
 use crate::incident::IncidentError;
@@ -48,6 +49,9 @@ pub enum DomainError {
     /// A problem command was rejected.
     #[error(transparent)]
     Problem(#[from] ProblemError),
+    /// A change command was rejected.
+    #[error(transparent)]
+    Change(#[from] ChangeError),
 }
 
 impl DomainError {
@@ -65,6 +69,7 @@ impl DomainError {
             Self::CiType(e) => e.code(),
             Self::Relationship(e) => e.code(),
             Self::Problem(e) => e.code(),
+            Self::Change(e) => e.code(),
         }
     }
 
@@ -82,6 +87,7 @@ impl DomainError {
                 | Self::CiType(CiTypeError::NotFound)
                 | Self::Relationship(RelationshipError::NotFound)
                 | Self::Problem(ProblemError::NotFound)
+                | Self::Change(ChangeError::NotFound)
         )
     }
 }

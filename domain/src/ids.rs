@@ -116,3 +116,11 @@ id_type!(
     /// A problem (the root cause behind incidents).
     ProblemId
 );
+id_type!(
+    /// A change (request for change).
+    ChangeId
+);
+id_type!(
+    /// A task of a change.
+    ChangeTaskId
+);

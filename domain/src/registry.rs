@@ -7,6 +7,7 @@
 //! reported as unknown, never guessed at.
 
 use crate::aggregate::{Aggregate, DomainEvent};
+use crate::change_request::ChangeAggregate;
 use crate::cmdb::{CiAggregate, CiTypeAggregate, RelationshipAggregate};
 use crate::directory::{
     CategoryAggregate, RoleAggregate, TeamAggregate, TenantAggregate, UserAggregate,
@@ -31,6 +32,7 @@ pub const STREAM_TYPES: &[&str] = &[
     CiTypeAggregate::STREAM_TYPE,
     RelationshipAggregate::STREAM_TYPE,
     ProblemAggregate::STREAM_TYPE,
+    ChangeAggregate::STREAM_TYPE,
 ];
 
 /// True if `stream_type` is an aggregate of the domain.
@@ -117,6 +119,7 @@ pub fn check_event(
         ProblemAggregate::STREAM_TYPE => {
             check::<ProblemAggregate>(event_type, schema_version, data)
         }
+        ChangeAggregate::STREAM_TYPE => check::<ChangeAggregate>(event_type, schema_version, data),
         _ => return None,
     })
 }
@@ -163,6 +166,7 @@ pub fn state_json<'a>(
         CiTypeAggregate::STREAM_TYPE => json::<CiTypeAggregate>(events),
         RelationshipAggregate::STREAM_TYPE => json::<RelationshipAggregate>(events),
         ProblemAggregate::STREAM_TYPE => json::<ProblemAggregate>(events),
+        ChangeAggregate::STREAM_TYPE => json::<ChangeAggregate>(events),
         other => Err(StateError::UnknownStreamType(other.to_owned())),
     }
 }
