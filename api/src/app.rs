@@ -134,6 +134,7 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(eventdesk_projections::SlaTimerProjection),
         Arc::new(eventdesk_projections::CmdbProjection),
         Arc::new(eventdesk_projections::ProblemProjection),
+        Arc::new(eventdesk_projections::ChangeProjection),
         Arc::new(eventdesk_projections::AnalyticsProjection),
     ]
 }

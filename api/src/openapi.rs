@@ -136,6 +136,10 @@ enum Query {
     Problems,
     /// The known-error search (`q`), plus paging.
     KnownErrors,
+    /// The change list's filters, plus paging.
+    Changes,
+    /// The change calendar's range.
+    Calendar,
 }
 
 /// One operation: everything about a route that its declaration does not already say.
@@ -391,7 +395,8 @@ const OPERATIONS: &[Op] = &[
          shortest distance, with a shortest path of CI ids from the failed CI (ties: the \
          predecessor with the lowest id), and with its open incidents (those the caller may \
          read: none without `incident:read`, their own for a requester). \
-         `scheduled_changes` is always empty until changes exist. `more_beyond_depth` says \
+         `scheduled_changes` lists the scheduled changes (or those being implemented) on \
+         each CI (ADR 0022). `more_beyond_depth` says \
          whether CIs farther away are affected too.",
     )
     .query(Query::Impact),
@@ -1763,6 +1768,7 @@ pub fn document() -> Value {
             { "name": "tenants", "description": "Organisations (platform key only)." },
             { "name": "cmdb", "description": "The CMDB: configuration items, their types and relationships, impact analysis." },
             { "name": "problems", "description": "Problems, their linked incidents, and the known-error database." },
+            { "name": "changes", "description": "Changes: CAB approvals, tasks, the calendar and conflicts." },
             { "name": "health", "description": "Liveness and readiness probes." },
             { "name": "meta", "description": "This document." },
         ],
@@ -1921,6 +1927,11 @@ fn operation(op: &Op, access: Access) -> Value {
             params.extend(itil::known_error_query_params());
             params.extend(paging_params());
         }
+        Query::Changes => {
+            params.extend(itil::change_query_params());
+            params.extend(paging_params());
+        }
+        Query::Calendar => params.extend(itil::calendar_query_params()),
         Query::AsOf => params.push(json!({
             "name": "as_of",
             "in": "query",
@@ -4325,8 +4336,8 @@ fn schemas() -> Map<String, Value> {
     );
     let scheduled = || {
         array(
-            json!({ "type": "object", "description": "A scheduled change (reserved)." }),
-            "Scheduled changes on the CI: always empty until changes exist.",
+            schema_ref("ChangeSummary"),
+            "Scheduled changes (or changes being implemented) on the CI.",
         )
     };
     add(
@@ -4380,7 +4391,7 @@ fn schemas() -> Map<String, Value> {
                 ),
                 req(
                     "scheduled_changes",
-                    unsigned("Scheduled changes on them (0 until changes exist)."),
+                    unsigned("Scheduled changes on the failed and the affected CIs."),
                 ),
             ],
         ),
@@ -5903,6 +5914,136 @@ mod tests {
         ];
         check_response(&d, "LinkedIncident", &linked);
         check_response(&d, "LinkedIncidentList", &[json!({ "data": linked })]);
+    }
+
+    #[test]
+    fn change_schemas_match_the_dtos_and_views() {
+        use crate::routes::changes::{
+            ApprovalsView, ChangeCancel, ChangeCreate, ChangeSchedule, ChangeUpdate, TaskCreate,
+            TaskOrder, TaskUpdate, VoteRequest,
+        };
+        use eventdesk_domain::change_request::{
+            ChangeRequest, ChangeStatus, ChangeTask, ChangeType, Quorum, RejectionPolicy, Risk,
+            TaskStatus, Vote, VoteDecision,
+        };
+        use eventdesk_domain::values::{Description, ReasonText, Title};
+        use eventdesk_domain::{Actor, ChangeId, ChangeTaskId, CiId, IncidentId, UserId};
+        use eventdesk_projections::queries::changes::{ChangeSummary, ChangeView, ConflictView};
+        let d = doc();
+        check_request::<ChangeCreate>(&d, "ChangeCreate");
+        check_request::<ChangeUpdate>(&d, "ChangeUpdate");
+        check_request::<ChangeSchedule>(&d, "ChangeSchedule");
+        check_request::<ChangeCancel>(&d, "ChangeCancel");
+        check_request::<TaskCreate>(&d, "ChangeTaskCreate");
+        check_request::<TaskUpdate>(&d, "ChangeTaskUpdate");
+        check_request::<TaskOrder>(&d, "ChangeTaskOrder");
+        check_request::<VoteRequest>(&d, "ChangeVoteRequest");
+        for body in [r#"{"planned_start":null}"#, r#"{"assignee_id":null}"#] {
+            if body.contains("assignee") {
+                crate::extract::parse_strict::<TaskUpdate>(body.as_bytes()).unwrap();
+            } else {
+                crate::extract::parse_strict::<ChangeUpdate>(body.as_bytes()).unwrap();
+            }
+        }
+        let id = |n: u128| uuid::Uuid::from_u128(n);
+        let vote = Vote {
+            approver: UserId(id(1)),
+            decision: VoteDecision::Reject,
+            comment: ReasonText::parse("too risky").unwrap(),
+            at: samples::now(),
+        };
+        let task = ChangeTask {
+            id: ChangeTaskId(id(2)),
+            title: Title::parse("Back up").unwrap(),
+            assignee_id: Some(UserId(id(1))),
+            status: TaskStatus::Closed,
+            closed_at: Some(samples::now()),
+        };
+        let full = ChangeRequest {
+            id: ChangeId(id(3)),
+            title: Title::parse("Upgrade").unwrap(),
+            description: Description::parse("d").unwrap(),
+            change_type: ChangeType::Normal,
+            status: ChangeStatus::Scheduled,
+            risk: Risk::High,
+            planned_start: Some(samples::now()),
+            planned_end: Some(samples::now()),
+            ci_ids: vec![CiId(id(4))],
+            incident_ids: vec![IncidentId(id(5))],
+            approvers: vec![UserId(id(1))],
+            quorum: Quorum::Majority,
+            on_rejection: RejectionPolicy::Cancel,
+            approval_round: 2,
+            votes: vec![vote.clone()],
+            approved_at: Some(samples::now()),
+            tasks: vec![task.clone()],
+            overridden_conflicts: vec![ChangeId(id(6))],
+            override_reason: Some(ReasonText::parse("agreed").unwrap()),
+            scheduled_at: Some(samples::now()),
+            closed_at: Some(samples::now()),
+            cancelled_at: Some(samples::now()),
+            cancel_reason: Some(ReasonText::parse("no").unwrap()),
+            created_at: samples::now(),
+            created_by: Actor::User(UserId(id(1))),
+            updated_at: samples::now(),
+            updated_by: Actor::System,
+        };
+        let bare = ChangeRequest {
+            planned_start: None,
+            planned_end: None,
+            approved_at: None,
+            tasks: vec![ChangeTask {
+                assignee_id: None,
+                status: TaskStatus::Open,
+                closed_at: None,
+                ..task
+            }],
+            override_reason: None,
+            scheduled_at: None,
+            closed_at: None,
+            cancelled_at: None,
+            cancel_reason: None,
+            ..full.clone()
+        };
+        let views: Vec<ChangeView> = [full, bare]
+            .into_iter()
+            .map(|c| ChangeView {
+                allowed_actions: c.allowed_actions(),
+                change: c,
+                version: 4,
+            })
+            .collect();
+        check_response(&d, "Change", &views);
+        check_response(&d, "ChangePage", &samples::page(views.clone()));
+        let approvals: Vec<ApprovalsView> = views.iter().map(ApprovalsView::from).collect();
+        check_response(&d, "ChangeApprovals", &approvals);
+        check_response(
+            &d,
+            "ChangeTaskList",
+            &[json!({ "data": views[0].change.tasks })],
+        );
+        let summary = ChangeSummary {
+            id: ChangeId(id(3)),
+            title: "Upgrade".into(),
+            change_type: ChangeType::Standard,
+            status: ChangeStatus::Scheduled,
+            risk: Risk::Low,
+            planned_start: samples::now(),
+            planned_end: samples::now(),
+            ci_ids: vec![CiId(id(4))],
+        };
+        check_response(&d, "ChangeSummary", std::slice::from_ref(&summary));
+        check_response(
+            &d,
+            "ChangeCalendar",
+            &[json!({ "data": [summary.clone()] })],
+        );
+        let conflict = ConflictView {
+            change: summary.clone(),
+            conflicts_with: vec![summary],
+        };
+        check_response(&d, "ChangeConflict", std::slice::from_ref(&conflict));
+        check_response(&d, "ChangeConflictList", &[json!({ "data": [conflict] })]);
     }
 
     #[test]

@@ -68,7 +68,7 @@
 //! | `problem:write` | ✓ | ✓ |   |   |   |
 //! | `problem:assign` | ✓ | ✓ |   |   |   |
 //! | `problem:delete` | ✓ | ✓ |   |   |   |
-//! | `change:read` | ✓ | ✓ |   |   |   |
+//! | `change:read` | ✓ | ✓ | ✓ |   | ✓ |
 //! | `change:create` | ✓ | ✓ |   |   |   |
 //! | `change:write` | ✓ | ✓ |   |   |   |
 //! | `change:assign` | ✓ | ✓ |   |   |   |
@@ -346,7 +346,7 @@ pub const MATRIX: &[(Permission, &[Role])] = &[
     (p(R::Problem, Write), &[A, M]),
     (p(R::Problem, Assign), &[A, M]),
     (p(R::Problem, Delete), &[A, M]),
-    (p(R::Change, Read), &[A, M]),
+    (p(R::Change, Read), &[A, M, O, V]),
     (p(R::Change, Create), &[A, M]),
     (p(R::Change, Write), &[A, M]),
     (p(R::Change, Assign), &[A, M]),

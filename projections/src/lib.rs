@@ -36,6 +36,8 @@
 //! - [`problems`] (`ProblemProjection`, "problems" v1): `rm_problems` (problems and the
 //!   known-error database) and `problem_incident_notes`, the problem reactor's work rows
 //!   (ADR 0021).
+//! - [`changes`] (`ChangeProjection`, "changes" v1): `rm_changes` (changes with their CAB
+//!   votes and tasks; ADR 0022).
 //! - [`queries`]: the read functions over them (tenant-scoped, RLS-protected).
 //!
 //! Both fold a batch with the domain's own `evolve` on top of the rows they load (one SELECT),
@@ -44,6 +46,7 @@
 //! with [`queries::scope_to_tenant`].
 
 pub mod analytics;
+pub mod changes;
 pub mod cmdb;
 pub mod dead_letters;
 pub mod directory;
@@ -59,6 +62,7 @@ pub mod sla_timers;
 pub mod status;
 
 pub use analytics::AnalyticsProjection;
+pub use changes::ChangeProjection;
 pub use cmdb::CmdbProjection;
 pub use directory::DirectoryProjection;
 pub use incidents::IncidentProjection;

@@ -6,8 +6,13 @@ use super::{
     reference, req, request, schema_ref, string, text, timestamp, uuid,
 };
 use axum::http::Method;
+use eventdesk_domain::change_request::{
+    ChangeAction, ChangeStatus, ChangeType, Quorum, RejectionPolicy, Risk, TaskStatus, VoteDecision,
+};
 use eventdesk_domain::problem::{ProblemAction, ProblemStatus};
-use eventdesk_domain::values::{Description, ResolutionText, RootCause, Title, Workaround};
+use eventdesk_domain::values::{
+    Description, ReasonText, ResolutionText, RootCause, Title, Workaround,
+};
 use serde_json::{Value, json};
 
 const PROBLEM_ACTION_NOTE: &str = "Runs one lifecycle transition of the problem; a transition \
@@ -15,7 +20,12 @@ const PROBLEM_ACTION_NOTE: &str = "Runs one lifecycle transition of the problem;
     known_error → resolved → closed`; `known_error` may be skipped, `resolved` needs an \
     investigation first). Answers with the problem as it is after the change.";
 
-/// One row per (method, route) of the problem endpoints.
+const CHANGE_ACTION_NOTE: &str = "Runs one lifecycle transition of the change; one its type's \
+    state machine does not allow is `422 invalid_transition` (normal: draft → assess → \
+    authorize → scheduled → implement → review → closed; emergency skips assess; standard skips \
+    assess and authorize). Answers with the change as it is after the change.";
+
+/// One row per (method, route) of the problem and change endpoints.
 pub(super) const OPERATIONS: &[Op] = &[
     op(
         Method::GET,
@@ -187,6 +197,266 @@ pub(super) const OPERATIONS: &[Op] = &[
          description, root cause or workaround.",
     )
     .query(Query::KnownErrors),
+    // Changes (ADR 0022).
+    op(
+        Method::GET,
+        "/api/v1/changes",
+        "listChanges",
+        "changes",
+        "List changes",
+        200,
+        Out::Json("ChangePage"),
+    )
+    .describe(
+        "Newest first. Filters: `status`, `change_type` and `risk` (repeat a parameter for \
+         OR) and `ci_id`. Page with `page`/`limit` (exact totals) or `cursor`.",
+    )
+    .query(Query::Changes),
+    op(
+        Method::POST,
+        "/api/v1/changes",
+        "createChange",
+        "changes",
+        "Record a change",
+        201,
+        Out::Json("Change"),
+    )
+    .describe(
+        "Status `draft`. `risk` defaults to `medium`, `quorum` to `all`, `on_rejection` to \
+         `reassess`. `planned_end` must be after `planned_start` (`422` on `planned_end`). \
+         `approvers`, `ci_ids` and `incident_ids` must be the tenant's (`422` naming the \
+         field).",
+    )
+    .body(Body::Json("ChangeCreate"))
+    .idempotent()
+    .created(),
+    op(
+        Method::GET,
+        "/api/v1/changes/calendar",
+        "changeCalendar",
+        "changes",
+        "The change calendar",
+        200,
+        Out::Json("ChangeCalendar"),
+    )
+    .describe(
+        "The changes (not cancelled) whose window overlaps `[from, to)`, by start. Both are \
+         required RFC 3339 instants; `to` after `from`, at most 366 days later.",
+    )
+    .query(Query::Calendar),
+    op(
+        Method::GET,
+        "/api/v1/changes/conflicts",
+        "changeConflicts",
+        "changes",
+        "Conflicting changes",
+        200,
+        Out::Json("ChangeConflictList"),
+    )
+    .describe(
+        "Every open change with a window (draft to implement) that overlaps a scheduled change \
+         (or one being implemented) on the same configuration item or on one related by \
+         dependency (`depends_on`/`runs_on`, either way, transitively), with those changes.",
+    ),
+    op(
+        Method::GET,
+        "/api/v1/changes/{id}",
+        "getChange",
+        "changes",
+        "A change",
+        200,
+        Out::Json("Change"),
+    )
+    .describe("The `ETag` is the change's version, for `If-Match` on later writes.")
+    .etag(),
+    op(
+        Method::PATCH,
+        "/api/v1/changes/{id}",
+        "updateChange",
+        "changes",
+        "Update a change",
+        200,
+        Out::Json("Change"),
+    )
+    .describe(
+        "In draft, assess and authorize (`422 action_not_allowed` later). Lists replace the \
+         whole list; `null` clears a window end. The CAB (`approvers`, `quorum`, \
+         `on_rejection`) is fixed once the round's first vote is cast \
+         (`422 approval_in_progress`).",
+    )
+    .body(Body::Json("ChangeUpdate"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/changes/{id}/submit",
+        "submitChange",
+        "changes",
+        "Submit a change",
+        200,
+        Out::Json("Change"),
+    )
+    .describe(CHANGE_ACTION_NOTE)
+    .body(Body::Optional("EmptyRequest"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/changes/{id}/assess",
+        "assessChange",
+        "changes",
+        "Complete the assessment",
+        200,
+        Out::Json("Change"),
+    )
+    .describe(CHANGE_ACTION_NOTE)
+    .body(Body::Optional("EmptyRequest"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/changes/{id}/schedule",
+        "scheduleChange",
+        "changes",
+        "Schedule a change",
+        200,
+        Out::Json("Change"),
+    )
+    .describe(
+        "A standard change from draft; a normal or emergency change once the CAB approved it \
+         (`422 not_approved` before). Needs a window. If scheduled changes on the same or \
+         dependent CIs overlap it, `409 schedule_conflict` names them, unless \
+         `override_conflicts: true` with a `reason`, which the event records with the \
+         conflicting changes (the audit trail).",
+    )
+    .body(Body::Optional("ChangeSchedule"))
+    .conditional()
+    .errors(&[409]),
+    op(
+        Method::POST,
+        "/api/v1/changes/{id}/implement",
+        "implementChange",
+        "changes",
+        "Start the implementation",
+        200,
+        Out::Json("Change"),
+    )
+    .describe(CHANGE_ACTION_NOTE)
+    .body(Body::Optional("EmptyRequest"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/changes/{id}/complete",
+        "completeChange",
+        "changes",
+        "Complete the implementation",
+        200,
+        Out::Json("Change"),
+    )
+    .describe("`implement → review`; every task must be closed (`422 open_tasks`).")
+    .body(Body::Optional("EmptyRequest"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/changes/{id}/close",
+        "closeChange",
+        "changes",
+        "Close a change",
+        200,
+        Out::Json("Change"),
+    )
+    .describe(CHANGE_ACTION_NOTE)
+    .body(Body::Optional("EmptyRequest"))
+    .conditional(),
+    op(
+        Method::POST,
+        "/api/v1/changes/{id}/cancel",
+        "cancelChange",
+        "changes",
+        "Cancel a change",
+        200,
+        Out::Json("Change"),
+    )
+    .describe("From draft, assess, authorize or scheduled.")
+    .body(Body::Json("ChangeCancel"))
+    .conditional(),
+    op(
+        Method::GET,
+        "/api/v1/changes/{id}/tasks",
+        "listChangeTasks",
+        "changes",
+        "A change's tasks",
+        200,
+        Out::Json("ChangeTaskList"),
+    )
+    .describe("In order.")
+    .etag(),
+    op(
+        Method::POST,
+        "/api/v1/changes/{id}/tasks",
+        "addChangeTask",
+        "changes",
+        "Add a task",
+        201,
+        Out::Json("Change"),
+    )
+    .describe("Appended after the others; answers with the change. Not on a final change.")
+    .body(Body::Json("ChangeTaskCreate"))
+    .conditional()
+    .located(),
+    op(
+        Method::POST,
+        "/api/v1/changes/{id}/tasks/reorder",
+        "reorderChangeTasks",
+        "changes",
+        "Reorder the tasks",
+        200,
+        Out::Json("Change"),
+    )
+    .describe("`order` names every task exactly once (`422` on `order` otherwise).")
+    .body(Body::Json("ChangeTaskOrder"))
+    .conditional(),
+    op(
+        Method::PATCH,
+        "/api/v1/changes/{id}/tasks/{task_id}",
+        "updateChangeTask",
+        "changes",
+        "Assign or close a task",
+        200,
+        Out::Json("Change"),
+    )
+    .describe(
+        "`assignee_id` (a user of the tenant; `null` unassigns) and/or `status: \"closed\"`. A \
+         closed task cannot be reassigned (`422 task_closed`).",
+    )
+    .body(Body::Json("ChangeTaskUpdate"))
+    .conditional(),
+    op(
+        Method::GET,
+        "/api/v1/changes/{id}/approvals",
+        "getChangeApprovals",
+        "changes",
+        "A change's CAB approval",
+        200,
+        Out::Json("ChangeApprovals"),
+    )
+    .describe("The approvers, the quorum rule and the current round's votes.")
+    .etag(),
+    op(
+        Method::POST,
+        "/api/v1/changes/{id}/approvals",
+        "voteOnChange",
+        "changes",
+        "Vote on a change",
+        200,
+        Out::Json("ChangeApprovals"),
+    )
+    .describe(
+        "The caller, a named approver, votes once per round while the change is in authorize \
+         (`422 not_an_approver`, `already_voted`, `already_approved`, `action_not_allowed`). \
+         The quorum rule decides after each vote: approved (the change may be scheduled), or \
+         rejected (back to assess — draft for an emergency change — with a new round, or \
+         cancelled, by `on_rejection`).",
+    )
+    .body(Body::Json("ChangeVoteRequest"))
+    .conditional(),
 ];
 
 fn param(name: &str, description: &str, schema: Value) -> Value {
@@ -235,6 +505,52 @@ pub(super) fn problem_query_params() -> Vec<Value> {
             id(),
         ),
         q_param(),
+    ]
+}
+
+/// The change list's query parameters (without paging).
+pub(super) fn change_query_params() -> Vec<Value> {
+    vec![
+        repeated(
+            "status",
+            "Only changes with any of these statuses (repeat for OR).",
+            schema_ref("ChangeStatus"),
+        ),
+        repeated(
+            "change_type",
+            "Only changes of any of these types (repeat for OR).",
+            schema_ref("ChangeType"),
+        ),
+        repeated(
+            "risk",
+            "Only changes with any of these risks (repeat for OR).",
+            schema_ref("ChangeRisk"),
+        ),
+        param(
+            "ci_id",
+            "Only changes touching this configuration item.",
+            json!({ "type": "string", "format": "uuid" }),
+        ),
+    ]
+}
+
+/// The calendar's query parameters.
+pub(super) fn calendar_query_params() -> Vec<Value> {
+    let required = |name: &str, description: &str| {
+        json!({
+            "name": name,
+            "in": "query",
+            "required": true,
+            "description": description,
+            "schema": { "type": "string", "format": "date-time" },
+        })
+    };
+    vec![
+        required("from", "Start of the range (RFC 3339)."),
+        required(
+            "to",
+            "End of the range (RFC 3339), after `from`, at most 366 days later.",
+        ),
     ]
 }
 
@@ -447,4 +763,373 @@ pub(super) fn add_schemas(add: &mut impl FnMut(&str, Value)) {
         ),
     );
     add("KnownErrorPage", page_of("KnownError"));
+    add_change_schemas(add);
+}
+
+fn change_summary_fields() -> Vec<super::Field> {
+    vec![
+        req("id", uuid("Id.")),
+        req("title", string("Title.")),
+        req("change_type", reference("ChangeType", "Type.")),
+        req("status", reference("ChangeStatus", "Status.")),
+        req("risk", reference("ChangeRisk", "Risk.")),
+        req("planned_start", timestamp("Window start.")),
+        req("planned_end", timestamp("Window end.")),
+        req(
+            "ci_ids",
+            array(uuid("A CI."), "The configuration items it touches."),
+        ),
+    ]
+}
+
+fn change_schemas_enums(add: &mut impl FnMut(&str, Value)) {
+    add(
+        "ChangeType",
+        enumeration(ChangeType::NAMES.iter().copied(), "The kind of change."),
+    );
+    add(
+        "ChangeStatus",
+        enumeration(
+            ChangeStatus::NAMES.iter().copied(),
+            "Lifecycle status of a change.",
+        ),
+    );
+    add(
+        "ChangeRisk",
+        enumeration(Risk::NAMES.iter().copied(), "Risk of a change."),
+    );
+    add(
+        "Quorum",
+        enumeration(
+            Quorum::NAMES.iter().copied(),
+            "`all` approvers, `any` one, or a `majority` (more than half).",
+        ),
+    );
+    add(
+        "RejectionPolicy",
+        enumeration(
+            RejectionPolicy::NAMES.iter().copied(),
+            "`reassess`: back to assess (an emergency change to draft) for a new round; \
+             `cancel`: the change is cancelled.",
+        ),
+    );
+    add(
+        "VoteDecision",
+        enumeration(VoteDecision::NAMES.iter().copied(), "A vote."),
+    );
+    add(
+        "ChangeTaskStatus",
+        enumeration(TaskStatus::NAMES.iter().copied(), "A task's status."),
+    );
+    add(
+        "ChangeAction",
+        enumeration(
+            ChangeAction::NAMES.iter().copied(),
+            "An action on a change.",
+        ),
+    );
+}
+
+/// The change schemas.
+fn add_change_schemas(add: &mut impl FnMut(&str, Value)) {
+    change_schemas_enums(add);
+    add(
+        "ChangeVote",
+        object(
+            "A vote of the current round.",
+            vec![
+                req("approver", uuid("The approver.")),
+                req("decision", reference("VoteDecision", "The vote.")),
+                req("comment", string("Why.")),
+                req("at", timestamp("When.")),
+            ],
+        ),
+    );
+    add(
+        "ChangeTask",
+        object(
+            "A task of a change.",
+            vec![
+                req("id", uuid("Id.")),
+                req("title", string("Title.")),
+                req("assignee_id", nullable(uuid("Assignee."))),
+                req("status", reference("ChangeTaskStatus", "Status.")),
+                req("closed_at", nullable(timestamp("When closed."))),
+            ],
+        ),
+    );
+    add(
+        "ChangeTaskList",
+        object(
+            "A change's tasks.",
+            vec![req("data", array(schema_ref("ChangeTask"), "In order."))],
+        ),
+    );
+    add(
+        "Change",
+        object(
+            "A change.",
+            vec![
+                req("id", uuid("Id.")),
+                req("title", string("Title.")),
+                req("description", string("Description (may be empty).")),
+                req("change_type", reference("ChangeType", "Type.")),
+                req("status", reference("ChangeStatus", "Status.")),
+                req("risk", reference("ChangeRisk", "Risk.")),
+                req("planned_start", nullable(timestamp("Window start."))),
+                req("planned_end", nullable(timestamp("Window end."))),
+                req(
+                    "ci_ids",
+                    array(uuid("A CI."), "Configuration items it touches."),
+                ),
+                req(
+                    "incident_ids",
+                    array(uuid("An incident."), "Incidents it addresses."),
+                ),
+                req("approvers", array(uuid("A user."), "The CAB.")),
+                req("quorum", reference("Quorum", "Quorum rule.")),
+                req(
+                    "on_rejection",
+                    reference("RejectionPolicy", "What a rejection does."),
+                ),
+                req(
+                    "approval_round",
+                    int64("The approval round (1 for the first)."),
+                ),
+                req(
+                    "votes",
+                    array(schema_ref("ChangeVote"), "The current round's votes."),
+                ),
+                req(
+                    "approved_at",
+                    nullable(timestamp("When the current round approved it.")),
+                ),
+                req("tasks", array(schema_ref("ChangeTask"), "Tasks, in order.")),
+                req(
+                    "overridden_conflicts",
+                    array(
+                        uuid("A change."),
+                        "The conflicting changes overridden when it was scheduled.",
+                    ),
+                ),
+                req(
+                    "override_reason",
+                    nullable(string("Why they were overridden.")),
+                ),
+                req("scheduled_at", nullable(timestamp("When scheduled."))),
+                req("closed_at", nullable(timestamp("When closed."))),
+                req("cancelled_at", nullable(timestamp("When cancelled."))),
+                req("cancel_reason", nullable(string("Why cancelled."))),
+                req("created_at", timestamp("Recorded.")),
+                req("created_by", reference("Actor", "Who recorded it.")),
+                req("updated_at", timestamp("Last change.")),
+                req("updated_by", reference("Actor", "Who changed it last.")),
+                req(
+                    "allowed_actions",
+                    array(
+                        schema_ref("ChangeAction"),
+                        "The actions the state machine allows now.",
+                    ),
+                ),
+                req(
+                    "version",
+                    int64("Version of the change (its `ETag` is `\"<version>\"`)."),
+                ),
+            ],
+        ),
+    );
+    add("ChangePage", page_of("Change"));
+    let ids = |d: &str| array(uuid("An id."), d);
+    add(
+        "ChangeCreate",
+        request(
+            "A new change.",
+            vec![
+                req("title", text(1, Title::MAX_CHARS, "One line.")),
+                opt(
+                    "description",
+                    text(0, Description::MAX_CHARS, "Description."),
+                ),
+                req("change_type", reference("ChangeType", "Type.")),
+                opt("risk", reference("ChangeRisk", "Risk (default `medium`).")),
+                opt("planned_start", timestamp("Window start.")),
+                opt("planned_end", timestamp("Window end (after the start).")),
+                opt("ci_ids", ids("Configuration items of the tenant.")),
+                opt("incident_ids", ids("Incidents of the tenant.")),
+                opt("approvers", ids("Users of the tenant: the CAB.")),
+                opt("quorum", reference("Quorum", "Default `all`.")),
+                opt(
+                    "on_rejection",
+                    reference("RejectionPolicy", "Default `reassess`."),
+                ),
+            ],
+        ),
+    );
+    add(
+        "ChangeUpdate",
+        request(
+            "Changes to a change; absent fields are kept.",
+            vec![
+                opt("title", text(1, Title::MAX_CHARS, "One line.")),
+                opt(
+                    "description",
+                    text(0, Description::MAX_CHARS, "Description."),
+                ),
+                opt("risk", reference("ChangeRisk", "Risk.")),
+                opt(
+                    "planned_start",
+                    nullable(timestamp("Window start; `null` clears it.")),
+                ),
+                opt(
+                    "planned_end",
+                    nullable(timestamp("Window end; `null` clears it.")),
+                ),
+                opt("ci_ids", ids("The whole list.")),
+                opt("incident_ids", ids("The whole list.")),
+                opt(
+                    "approvers",
+                    ids("The whole list (not once voting started)."),
+                ),
+                opt("quorum", reference("Quorum", "Not once voting started.")),
+                opt(
+                    "on_rejection",
+                    reference("RejectionPolicy", "Not once voting started."),
+                ),
+            ],
+        ),
+    );
+    add(
+        "ChangeSchedule",
+        request(
+            "How to schedule.",
+            vec![
+                opt(
+                    "override_conflicts",
+                    boolean("Schedule despite conflicting scheduled changes (default false)."),
+                ),
+                opt(
+                    "reason",
+                    text(
+                        1,
+                        ReasonText::MAX_CHARS,
+                        "Why (required with, and only with, `override_conflicts`).",
+                    ),
+                ),
+            ],
+        ),
+    );
+    add(
+        "ChangeCancel",
+        request(
+            "Why the change is cancelled.",
+            vec![req("reason", text(1, ReasonText::MAX_CHARS, "Why."))],
+        ),
+    );
+    add(
+        "ChangeTaskCreate",
+        request(
+            "A new task.",
+            vec![
+                req("title", text(1, Title::MAX_CHARS, "One line.")),
+                opt("assignee_id", uuid("A user of the tenant.")),
+            ],
+        ),
+    );
+    add(
+        "ChangeTaskUpdate",
+        request(
+            "Reassign and/or close a task.",
+            vec![
+                opt(
+                    "assignee_id",
+                    nullable(uuid("A user of the tenant; `null` unassigns.")),
+                ),
+                opt(
+                    "status",
+                    json!({ "type": "string", "enum": ["closed"], "description": "`closed` closes the task." }),
+                ),
+            ],
+        ),
+    );
+    add(
+        "ChangeTaskOrder",
+        request(
+            "The new order of the tasks.",
+            vec![req("order", ids("Every task id exactly once."))],
+        ),
+    );
+    add(
+        "ChangeVoteRequest",
+        request(
+            "The caller's vote.",
+            vec![
+                req("decision", reference("VoteDecision", "Approve or reject.")),
+                req("comment", text(1, ReasonText::MAX_CHARS, "Why.")),
+            ],
+        ),
+    );
+    add(
+        "ChangeApprovals",
+        object(
+            "The CAB's state of a change.",
+            vec![
+                req("status", reference("ChangeStatus", "The change's status.")),
+                req("approvers", array(uuid("A user."), "The approvers.")),
+                req("quorum", reference("Quorum", "Quorum rule.")),
+                req(
+                    "on_rejection",
+                    reference("RejectionPolicy", "What a rejection does."),
+                ),
+                req("round", int64("The approval round (1 for the first).")),
+                req(
+                    "votes",
+                    array(schema_ref("ChangeVote"), "The round's votes."),
+                ),
+                req(
+                    "approved_at",
+                    nullable(timestamp("When the round approved the change.")),
+                ),
+            ],
+        ),
+    );
+    add(
+        "ChangeSummary",
+        object(
+            "A change in the calendar and in conflicts.",
+            change_summary_fields(),
+        ),
+    );
+    add(
+        "ChangeCalendar",
+        object(
+            "The changes in a range.",
+            vec![req("data", array(schema_ref("ChangeSummary"), "By start."))],
+        ),
+    );
+    add(
+        "ChangeConflict",
+        object(
+            "A change and the scheduled changes it conflicts with.",
+            vec![
+                req("change", reference("ChangeSummary", "The change.")),
+                req(
+                    "conflicts_with",
+                    array(
+                        schema_ref("ChangeSummary"),
+                        "Scheduled changes overlapping it on the same or dependent CIs.",
+                    ),
+                ),
+            ],
+        ),
+    );
+    add(
+        "ChangeConflictList",
+        object(
+            "Conflicting changes.",
+            vec![req(
+                "data",
+                array(schema_ref("ChangeConflict"), "By start."),
+            )],
+        ),
+    );
 }

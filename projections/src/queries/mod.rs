@@ -13,6 +13,7 @@
 pub mod analytics;
 pub mod as_of;
 pub mod audit;
+pub mod changes;
 pub mod cmdb;
 pub mod directory;
 pub mod incidents;

@@ -3,6 +3,7 @@
 mod analytics;
 pub mod app;
 mod audit;
+mod changes;
 mod cmdb;
 mod idempotency;
 mod incidents;

@@ -140,6 +140,9 @@ struct Targets {
     delivery: String,
     /// A problem, with `incident` linked to it.
     problem: String,
+    /// A change, with a task.
+    change: String,
+    change_task: String,
 }
 
 impl Targets {
@@ -164,6 +167,8 @@ impl Targets {
                 "rel_id" if route.starts_with("/api/v1/cis/") => &self.ci_rel,
                 "id" if route.starts_with("/api/v1/webhooks/") => &self.webhook,
                 "id" if route.starts_with("/api/v1/problems/") => &self.problem,
+                "id" if route.starts_with("/api/v1/changes/") => &self.change,
+                "task_id" if route.starts_with("/api/v1/changes/") => &self.change_task,
                 "incident_id" if route.starts_with("/api/v1/problems/") => &self.incident,
                 "delivery_id" if route.starts_with("/api/v1/webhooks/") => &self.delivery,
                 "aid" if route.starts_with("/api/v1/incidents/") => &self.attachment,
@@ -347,6 +352,31 @@ async fn problem_objects(app: &TestApp, admin: &str, incident: &str) -> String {
     id
 }
 
+/// A standard change with a task, as `admin`; returns (change, task).
+async fn change_objects(app: &TestApp, admin: &str) -> (String, String) {
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/changes",
+            Some(admin),
+            Some(json!({"title": format!("Change {}", uniq()), "change_type": "standard"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "change: {:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/changes/{id}/tasks"),
+            Some(admin),
+            Some(json!({"title": "Step"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "task: {:?}", r.body);
+    let task = r.body["tasks"][0]["id"].as_str().unwrap().to_owned();
+    (id, task)
+}
+
 /// A plausible body for a protected route (None for bodiless requests).
 fn body_for(method: &Method, route: &str, ctx: &BodyCtx) -> Option<Value> {
     let action = route
@@ -391,6 +421,17 @@ fn body_for(method: &Method, route: &str, ctx: &BodyCtx) -> Option<Value> {
         ("POST", "/api/v1/problems/{id}/resolve") => Some(json!({"resolution": "Patched"})),
         // A CI's id: not an incident (422 for those allowed to link).
         ("POST", "/api/v1/problems/{id}/incidents") => Some(json!({"incident_id": ctx.ci})),
+        ("POST", "/api/v1/changes") => {
+            Some(json!({"title": format!("Change {}", uniq()), "change_type": "standard"}))
+        }
+        ("PATCH", "/api/v1/changes/{id}") => Some(json!({"description": "Renamed"})),
+        ("POST", "/api/v1/changes/{id}/cancel") => Some(json!({"reason": "Not needed"})),
+        ("POST", "/api/v1/changes/{id}/tasks") => Some(json!({"title": "Another step"})),
+        ("POST", "/api/v1/changes/{id}/tasks/reorder") => Some(json!({"order": [ctx.ci]})),
+        ("PATCH", "/api/v1/changes/{id}/tasks/{task_id}") => Some(json!({"status": "closed"})),
+        ("POST", "/api/v1/changes/{id}/approvals") => {
+            Some(json!({"decision": "approve", "comment": "Fine"}))
+        }
         ("POST", "/api/v1/api-keys") => Some(json!({"name": format!("key {}", uniq())})),
         ("POST", "/api/v1/tenants") => Some(json!({"name": format!("Evil {}", uniq())})),
         ("POST", "/api/v1/sla/calendars") => Some(json!({
@@ -498,6 +539,7 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
     let (a_ci, a_rel, a_ci_target, a_ci_type) = cmdb_objects(&app, &a.admin).await;
     let (a_webhook, a_delivery) = webhook(&app, &a.admin).await;
     let a_problem = problem_objects(&app, &a.admin, &inc_id).await;
+    let (a_change, a_task) = change_objects(&app, &a.admin).await;
     let a_objects = Targets {
         incident: inc_id.clone(),
         attachment: up.body["attachments"][0]["id"].as_str().unwrap().to_owned(),
@@ -514,6 +556,8 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         webhook: a_webhook.clone(),
         delivery: a_delivery,
         problem: a_problem.clone(),
+        change: a_change.clone(),
+        change_task: a_task,
     };
     // A's view of each object, before B tries anything.
     let readable = [
@@ -529,6 +573,7 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         format!("/api/v1/webhooks/{a_webhook}"),
         format!("/api/v1/problems/{a_problem}"),
         format!("/api/v1/problems/{a_problem}/incidents"),
+        format!("/api/v1/changes/{a_change}"),
     ];
     let mut before = Vec::new();
     for p in &readable {
@@ -610,6 +655,7 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         a_ci_target.clone(),
         a_ci_type.clone(),
         a_problem.clone(),
+        a_change.clone(),
     ]
     .into();
     for path in [
@@ -631,6 +677,8 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         "/api/v1/problems?limit=100".to_owned(),
         format!("/api/v1/problems?incident_id={inc_id}"),
         "/api/v1/known-errors?q=Problem".to_owned(),
+        "/api/v1/changes?limit=100".to_owned(),
+        "/api/v1/changes/conflicts".to_owned(),
     ] {
         let r = app.call(Method::GET, &path, Some(&b.admin), None).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {:?}", r.body);
@@ -796,6 +844,7 @@ async fn every_role_gets_exactly_the_routes_its_permissions_allow() {
         let (ci, ci_rel, _, _) = cmdb_objects(&app, &t.admin).await;
         let (webhook, delivery) = webhook(&app, &t.admin).await;
         let problem = problem_objects(&app, &t.admin, &inc_id).await;
+        let (change, change_task) = change_objects(&app, &t.admin).await;
         let targets = Targets {
             incident: inc_id,
             attachment: up.body["attachments"][0]["id"].as_str().unwrap().to_owned(),
@@ -812,6 +861,8 @@ async fn every_role_gets_exactly_the_routes_its_permissions_allow() {
             webhook,
             delivery,
             problem,
+            change,
+            change_task,
         };
         for (method, route, needed) in PERMISSIONS {
             assert_eq!(permission_for(method, route), Some(*needed));
