@@ -898,3 +898,118 @@ async fn problems_respect_roles_and_tenants() {
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     app.stop().await;
 }
+
+/// `projections rebuild` of `problems` and `changes` builds the same read models beside the
+/// live ones; the reactor's work rows, written again by the rebuild, add no second note.
+#[tokio::test]
+async fn the_problem_and_change_read_models_rebuild_to_the_same_answers() {
+    use eventdesk_projections::Projection;
+    use eventdesk_projections::rebuild::{RebuildOptions, rebuild};
+    use eventdesk_store::subscription::StopToken;
+    use std::sync::Arc;
+
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let inc = id(&app.incident(&t.admin, "Mail bounced").await);
+    let p = problem(
+        &app,
+        &t.admin,
+        json!({"title": "Relay", "workaround": "restart"}),
+    )
+    .await;
+    let pid = id(&p);
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/problems/{pid}/incidents"),
+            Some(&t.admin),
+            Some(json!({"incident_id": inc})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    ok(&app, &t.admin, &pid, "investigate", None).await;
+    ok(&app, &t.admin, &pid, "known-error", None).await;
+    ok(
+        &app,
+        &t.admin,
+        &pid,
+        "resolve",
+        Some(json!({"resolution": "fixed"})),
+    )
+    .await;
+    wait_for_notes(&app, &t.admin, &inc, 1).await;
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/changes",
+            Some(&t.admin),
+            Some(json!({"title": "Patch", "change_type": "standard",
+                        "planned_start": "2030-01-01T00:00:00Z", "planned_end": "2030-01-01T01:00:00Z"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let cid = id(&r.body);
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/changes/{cid}/tasks"),
+            Some(&t.admin),
+            Some(json!({"title": "Step"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+
+    let paths = [
+        format!("/api/v1/problems/{pid}"),
+        "/api/v1/known-errors".to_owned(),
+        format!("/api/v1/changes/{cid}"),
+        format!("/api/v1/incidents/{inc}"),
+    ];
+    let mut before = Vec::new();
+    for p in &paths {
+        before.push(get(&app, &t.admin, p).await);
+    }
+    let store = eventdesk_store::PgEventStore::new(app.db.superuser.clone(), Default::default());
+    let projections: [Arc<dyn Projection>; 2] = [
+        Arc::new(eventdesk_projections::ProblemProjection),
+        Arc::new(eventdesk_projections::ChangeProjection),
+    ];
+    for p in projections {
+        let out = rebuild(
+            &store,
+            p.clone(),
+            &RebuildOptions::default(),
+            &StopToken::new(),
+            &|_| {},
+        )
+        .await
+        .unwrap_or_else(|e| panic!("rebuild {}: {e}", p.name()));
+        assert!(out.completed, "{}", p.name());
+    }
+    for (p, was) in paths.iter().zip(&before) {
+        assert_eq!(
+            &get(&app, &t.admin, p).await,
+            was,
+            "{p} changed by the rebuild"
+        );
+    }
+    // The rebuilt work rows are pending again; the reactor finds the note already there.
+    for _ in 0..300 {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM problem_incident_notes WHERE done_at IS NULL")
+                .fetch_one(&app.db.superuser)
+                .await
+                .unwrap();
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM problem_incident_notes")
+        .fetch_one(&app.db.superuser)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    assert_eq!(system_notes(&app, &t.admin, &inc).await.len(), 1);
+    app.stop().await;
+}
