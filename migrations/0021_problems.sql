@@ -27,8 +27,13 @@ CREATE TABLE rm_problems (
     updated_at      timestamptz NOT NULL,
     updated_by      jsonb       NOT NULL,
     version         bigint      NOT NULL,           -- stream version = ETag
+    -- What `q` searches (the list and the known-error database), as for incidents (0004).
+    search_text     text        GENERATED ALWAYS AS
+                        (title || ' ' || description || ' ' || coalesce(root_cause, '') || ' '
+                         || coalesce(workaround, '')) STORED,
     PRIMARY KEY (tenant_id, id)
 );
+CREATE INDEX rm_problems_search ON rm_problems USING gin (search_text gin_trgm_ops);
 -- The list's order (newest first) with and without the usual filters.
 CREATE INDEX rm_problems_list     ON rm_problems (tenant_id, created_at DESC, id DESC);
 CREATE INDEX rm_problems_status   ON rm_problems (tenant_id, status, created_at DESC, id DESC);
@@ -72,6 +77,30 @@ CREATE POLICY tenant_isolation ON problem_incident_notes
 
 GRANT SELECT ON rm_problems TO eventdesk_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON rm_problems, problem_incident_notes TO eventdesk_system;
+
+-- Ids of the problems of `p_tenant` whose search_text contains `p_term` (case-insensitive, any
+-- script; `%`, `_` and `\` match literally). The same approach, for the same reason, as
+-- eventdesk_incident_search (0007): under RLS, ILIKE (not LEAKPROOF) can never use the trigram
+-- index, so the search runs as the owner, and checks the tenant scope itself.
+CREATE FUNCTION eventdesk_problem_search(p_tenant uuid, p_term text)
+RETURNS TABLE (id uuid)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+BEGIN
+    IF p_tenant IS DISTINCT FROM nullif(current_setting('app.tenant_id', true), '')::uuid THEN
+        RAISE EXCEPTION 'problem search outside the transaction''s tenant scope'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN QUERY
+        SELECT r.id FROM rm_problems r
+        WHERE r.tenant_id = p_tenant
+          AND r.search_text ILIKE '%' || replace(replace(replace(
+                  p_term, '\', '\\'), '%', '\%'), '_', '\_') || '%';
+END $$;
+
+REVOKE ALL ON FUNCTION eventdesk_problem_search(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventdesk_problem_search(uuid, text) TO eventdesk_app, eventdesk_system;
 
 -- Command side: one problem per incident, claimed in the transaction of ProblemIncidentLinked
 -- and released in that of ProblemIncidentUnlinked (commands/src/problem.rs).

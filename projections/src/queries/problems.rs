@@ -3,10 +3,12 @@
 //! to, and the known errors whose category or configuration item match it.
 //!
 //! A row is turned back into the domain's [`Problem`] through `to_jsonb(row)` (the columns are
-//! its fields), so the mapping exists once. `q` is a case-insensitive substring (any script,
-//! Japanese included; `%`, `_` and `\` match literally) of the title, description, root cause
-//! and workaround, applied with `ILIKE` under RLS: a sequential filter over the tenant's rows
-//! (problems and known errors are few compared with incidents).
+//! its fields; the generated `search_text` is ignored), so the mapping exists once. `q` is a
+//! case-insensitive substring (any script, Japanese included; `%`, `_` and `\` match
+//! literally) of the title, description, root cause and workaround, found as for incidents:
+//! through the `SECURITY DEFINER` function `eventdesk_problem_search` and its trigram index
+//! (migration 0021), which checks the transaction's tenant scope itself. A call with `q` needs
+//! a transaction scoped with [`super::scope_to_tenant`].
 
 use super::paging::{Cursor, ListQuery, Page, Paging, Select, fetch_page};
 use super::{QueryError, Result};
@@ -75,20 +77,6 @@ pub struct ProblemFilter {
 const COLUMNS: &str = "SELECT to_jsonb(r) - 'tenant_id' - 'version' AS state, r.version, \
      r.id, r.created_at FROM rm_problems r";
 
-/// `%q%` with `%`, `_` and `\` escaped.
-fn like_literal(q: &str) -> String {
-    let mut out = String::with_capacity(q.len() + 2);
-    out.push('%');
-    for ch in q.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out.push('%');
-    out
-}
-
 fn view(row: &PgRow) -> Result<ProblemView> {
     let state: serde_json::Value = row.try_get("state")?;
     let problem: Problem = serde_json::from_value(state).map_err(|e| QueryError::Corrupt {
@@ -103,17 +91,13 @@ fn view(row: &PgRow) -> Result<ProblemView> {
     })
 }
 
-fn push_q(qb: &mut QueryBuilder<'static, Postgres>, q: &str) {
-    let pattern = like_literal(q);
-    qb.push(" AND (r.title ILIKE ")
-        .push_bind(pattern.clone())
-        .push(" OR r.description ILIKE ")
-        .push_bind(pattern.clone())
-        .push(" OR r.root_cause ILIKE ")
-        .push_bind(pattern.clone())
-        .push(" OR r.workaround ILIKE ")
-        .push_bind(pattern)
-        .push(")");
+/// `q` through `eventdesk_problem_search` (migration 0021): the trigram index under RLS.
+fn push_q(qb: &mut QueryBuilder<'static, Postgres>, tenant: TenantId, q: &str) {
+    qb.push(" AND r.id IN (SELECT s.id FROM eventdesk_problem_search(")
+        .push_bind(tenant.0)
+        .push(", ")
+        .push_bind(q.to_owned())
+        .push(") AS s)");
 }
 
 /// The tenant's problems, newest first, filtered. Page mode counts exactly.
@@ -153,7 +137,7 @@ pub async fn list_problems(
                 .push("]::uuid[]");
         }
         if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-            push_q(qb, q);
+            push_q(qb, tenant, q);
         }
     };
     let after = |qb: &mut QueryBuilder<'static, Postgres>, c: &Cursor| -> Result<()> {
@@ -250,7 +234,7 @@ pub async fn list_known_errors(
             .push_bind(tenant.0)
             .push(IN_KEDB);
         if let Some(q) = &q {
-            push_q(qb, q);
+            push_q(qb, tenant, q);
         }
     };
     let after = |qb: &mut QueryBuilder<'static, Postgres>, c: &Cursor| -> Result<()> {
