@@ -154,6 +154,8 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(eventdesk_projections::SlaConfigProjection),
         Arc::new(eventdesk_projections::SlaTimerProjection),
         Arc::new(eventdesk_projections::CmdbProjection),
+        Arc::new(eventdesk_projections::ProblemProjection),
+        Arc::new(eventdesk_projections::ChangeProjection),
         Arc::new(eventdesk_projections::AnalyticsProjection),
     ]
 }
@@ -293,6 +295,16 @@ impl Application {
             );
             tokio::spawn(s.run(stop.clone()))
         });
+        // The problem reactor (ADR 0021); several nodes may run it, they share its rows.
+        let reactor = self.state.config.run_reactors.then(|| {
+            let r = eventdesk_workers::ProblemReactor::new(
+                self.state.system.clone(),
+                self.state.store.with_pool(self.state.system.clone()),
+                self.state.clock.clone(),
+                eventdesk_workers::ReactorConfig::default(),
+            );
+            tokio::spawn(r.run(stop.clone()))
+        });
         // The audit trail's periodic tenant checkpoints (ADR 0010).
         let interval = self.state.config.checkpoint_interval;
         let checkpointer = (!interval.is_zero()).then(|| {
@@ -339,6 +351,9 @@ impl Application {
         stop.cancel();
         if let Some(s) = scheduler {
             let _ = s.await;
+        }
+        if let Some(r) = reactor {
+            let _ = r.await;
         }
         if let Some(c) = checkpointer {
             let _ = c.await;

@@ -48,6 +48,10 @@ pub struct Config {
     /// `EVENTDESK_SLA_SCHEDULER` = `true` (default) runs the SLA scheduler in this process (it
     /// is safe to run on several nodes: they share its rows).
     pub run_sla_scheduler: bool,
+    /// `EVENTDESK_REACTORS` = `true` (default) runs the reactors that turn events into
+    /// follow-up commands (the problem reactor, ADR 0021) in this process; safe on several
+    /// nodes.
+    pub run_reactors: bool,
     /// `EVENTDESK_CHECKPOINT_INTERVAL_SECS` (default 3600; 0 = off): how often this process
     /// takes the tenants' audit checkpoints (ADR 0010). Several nodes may run it.
     pub checkpoint_interval: Duration,
@@ -158,6 +162,7 @@ impl Config {
                 get("EVENTDESK_SLA_SCHEDULER"),
                 true,
             )?,
+            run_reactors: parse("EVENTDESK_REACTORS", get("EVENTDESK_REACTORS"), true)?,
             checkpoint_interval: Duration::from_secs(parse(
                 "EVENTDESK_CHECKPOINT_INTERVAL_SECS",
                 get("EVENTDESK_CHECKPOINT_INTERVAL_SECS"),

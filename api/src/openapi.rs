@@ -38,6 +38,7 @@ use std::sync::LazyLock;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 mod bus;
+mod itil;
 mod live;
 mod monitor;
 
@@ -135,6 +136,14 @@ enum Query {
     Deliveries,
     /// The WebSocket: `access_token`, `after`.
     Live,
+    /// The problem list's filters and search, plus paging.
+    Problems,
+    /// The known-error search (`q`), plus paging.
+    KnownErrors,
+    /// The change list's filters, plus paging.
+    Changes,
+    /// The change calendar's range.
+    Calendar,
 }
 
 /// One operation: everything about a route that its declaration does not already say.
@@ -390,7 +399,8 @@ const OPERATIONS: &[Op] = &[
          shortest distance, with a shortest path of CI ids from the failed CI (ties: the \
          predecessor with the lowest id), and with its open incidents (those the caller may \
          read: none without `incident:read`, their own for a requester). \
-         `scheduled_changes` is always empty until changes exist. `more_beyond_depth` says \
+         `scheduled_changes` lists the scheduled changes (or those being implemented) on \
+         each CI (ADR 0022). `more_beyond_depth` says \
          whether CIs farther away are affected too.",
     )
     .query(Query::Impact),
@@ -1641,9 +1651,12 @@ const OPERATIONS: &[Op] = &[
 
 /// The table row of `(method, route)`.
 fn operation_spec(method: &Method, route: &str) -> Option<&'static Op> {
-    OPERATIONS
-        .iter()
-        .find(|o| o.method == *method && o.route == route)
+    all_operations().find(|o| o.method == *method && o.route == route)
+}
+
+/// Every row: [`OPERATIONS`] and those of the parts kept in their own modules.
+fn all_operations() -> impl Iterator<Item = &'static Op> {
+    OPERATIONS.iter().chain(itil::OPERATIONS)
 }
 
 /// Every documented `(method, route, access)`: the routes needing a permission, those needing
@@ -1828,6 +1841,8 @@ pub fn document() -> Value {
             { "name": "live", "description": "Live incident events over WebSocket, resumable from a log position." },
             { "name": "rate-limits", "description": "Per-tenant, per-auth-type rate limits and their overrides." },
             { "name": "cmdb", "description": "The CMDB: configuration items, their types and relationships, impact analysis." },
+            { "name": "problems", "description": "Problems, their linked incidents, and the known-error database." },
+            { "name": "changes", "description": "Changes: CAB approvals, tasks, the calendar and conflicts." },
             { "name": "health", "description": "Liveness and readiness probes." },
             { "name": "meta", "description": "This document." },
         ],
@@ -1979,6 +1994,19 @@ fn operation(op: &Op, access: Access) -> Value {
         Query::AnalyticsTrends => params.extend(analytics_query_params(true, true)),
         Query::Deliveries => params.extend(bus::delivery_query_params()),
         Query::Live => params.extend(live::ws_query_params()),
+        Query::Problems => {
+            params.extend(itil::problem_query_params());
+            params.extend(paging_params());
+        }
+        Query::KnownErrors => {
+            params.extend(itil::known_error_query_params());
+            params.extend(paging_params());
+        }
+        Query::Changes => {
+            params.extend(itil::change_query_params());
+            params.extend(paging_params());
+        }
+        Query::Calendar => params.extend(itil::calendar_query_params()),
         Query::AsOf => params.push(json!({
             "name": "as_of",
             "in": "query",
@@ -3073,6 +3101,18 @@ fn schemas() -> Map<String, Value> {
         req(
             "attachments",
             array(schema_ref("Attachment"), "Attachments, oldest first."),
+        ),
+        req(
+            "problem_id",
+            nullable(uuid("The problem the incident is linked to.")),
+        ),
+        req(
+            "suggested_known_errors",
+            array(
+                schema_ref("KnownError"),
+                "Known errors whose category or configuration item match the incident's, with \
+                 their workarounds, newest first (at most 10; empty for requesters).",
+            ),
         ),
     ]);
     add(
@@ -4371,8 +4411,8 @@ fn schemas() -> Map<String, Value> {
     );
     let scheduled = || {
         array(
-            json!({ "type": "object", "description": "A scheduled change (reserved)." }),
-            "Scheduled changes on the CI: always empty until changes exist.",
+            schema_ref("ChangeSummary"),
+            "Scheduled changes (or changes being implemented) on the CI.",
         )
     };
     add(
@@ -4426,7 +4466,7 @@ fn schemas() -> Map<String, Value> {
                 ),
                 req(
                     "scheduled_changes",
-                    unsigned("Scheduled changes on them (0 until changes exist)."),
+                    unsigned("Scheduled changes on the failed and the affected CIs."),
                 ),
             ],
         ),
@@ -4540,6 +4580,9 @@ fn schemas() -> Map<String, Value> {
     monitor::add_schemas(&mut add);
     // Rate limits (ADR 0019).
     live::add_schemas(&mut add);
+
+    // Problems and known errors (ADR 0021).
+    itil::add_schemas(&mut add);
 
     // Health and meta.
     add(
@@ -5126,7 +5169,7 @@ mod tests {
                 "{m} {r} has no row in openapi::OPERATIONS: describe its request, status and response"
             );
         }
-        for op in OPERATIONS {
+        for op in all_operations() {
             assert!(
                 declared_routes().any(|(m, r, _)| *m == op.method && r == op.route),
                 "OPERATIONS row {} {} matches no declared route",
@@ -5370,7 +5413,7 @@ mod tests {
     #[test]
     fn request_schemas_are_closed() {
         let d = doc();
-        for op in OPERATIONS {
+        for op in all_operations() {
             if let Body::Json(s) | Body::Optional(s) = op.body {
                 assert_eq!(
                     d["components"]["schemas"][s]["additionalProperties"],
@@ -5843,6 +5886,250 @@ mod tests {
     }
 
     #[test]
+    fn problem_schemas_match_the_dtos_and_views() {
+        use crate::routes::problems::{
+            IncidentLink, KnownErrorRequest, LinkedIncident, ProblemCreate, ProblemResolve,
+            ProblemUpdate,
+        };
+        use eventdesk_domain::problem::{Problem, ProblemStatus};
+        use eventdesk_domain::values::{
+            Description, Priority, ResolutionText, RootCause, Title, Workaround,
+        };
+        use eventdesk_domain::{Actor, CategoryId, CiId, IncidentId, ProblemId, UserId};
+        use eventdesk_projections::queries::problems::{KnownErrorView, ProblemView};
+        let d = doc();
+        check_request::<ProblemCreate>(&d, "ProblemCreate");
+        check_request::<ProblemUpdate>(&d, "ProblemUpdate");
+        check_request::<KnownErrorRequest>(&d, "KnownErrorRequest");
+        check_request::<ProblemResolve>(&d, "ProblemResolve");
+        check_request::<IncidentLink>(&d, "ProblemIncidentLink");
+        for body in [
+            r#"{"category_id":null}"#,
+            r#"{"workaround":null}"#,
+            r#"{"root_cause":null,"assignee_id":null,"ci_id":null}"#,
+        ] {
+            crate::extract::parse_strict::<ProblemUpdate>(body.as_bytes()).unwrap();
+        }
+        let id = |n: u128| uuid::Uuid::from_u128(n);
+        let problem = Problem {
+            id: ProblemId(id(1)),
+            title: Title::parse("Relay drops mail").unwrap(),
+            description: Description::parse("d").unwrap(),
+            status: ProblemStatus::Resolved,
+            priority: Priority::High,
+            category_id: Some(CategoryId(id(2))),
+            ci_id: Some(CiId(id(3))),
+            assignee_id: Some(UserId(id(4))),
+            root_cause: Some(RootCause::parse("cert").unwrap()),
+            workaround: Some(Workaround::parse("restart").unwrap()),
+            resolution: Some(ResolutionText::parse("renewed").unwrap()),
+            incident_ids: vec![IncidentId(id(5))],
+            known_error_at: Some(samples::now()),
+            resolved_at: Some(samples::now()),
+            closed_at: Some(samples::now()),
+            created_at: samples::now(),
+            created_by: Actor::User(UserId(id(4))),
+            updated_at: samples::now(),
+            updated_by: Actor::System,
+        };
+        let full = ProblemView {
+            known_error: true,
+            allowed_actions: problem.allowed_actions(),
+            problem: problem.clone(),
+            version: 7,
+        };
+        let bare = ProblemView {
+            problem: Problem {
+                status: ProblemStatus::New,
+                category_id: None,
+                ci_id: None,
+                assignee_id: None,
+                root_cause: None,
+                workaround: None,
+                resolution: None,
+                incident_ids: vec![],
+                known_error_at: None,
+                resolved_at: None,
+                closed_at: None,
+                ..problem
+            },
+            known_error: false,
+            allowed_actions: vec![],
+            version: 1,
+        };
+        let problems = vec![full, bare];
+        check_response(&d, "Problem", &problems);
+        check_response(&d, "ProblemPage", &samples::page(problems));
+        let ke = KnownErrorView {
+            problem_id: ProblemId(id(1)),
+            title: "t".into(),
+            status: ProblemStatus::KnownError,
+            root_cause: Some("r".into()),
+            workaround: Some("w".into()),
+            category_id: Some(CategoryId(id(2))),
+            ci_id: Some(CiId(id(3))),
+            known_error_at: samples::now(),
+        };
+        let kes = vec![
+            ke.clone(),
+            KnownErrorView {
+                root_cause: None,
+                category_id: None,
+                ci_id: None,
+                ..ke
+            },
+        ];
+        check_response(&d, "KnownError", &kes);
+        check_response(&d, "KnownErrorPage", &samples::page(kes));
+        let linked = vec![
+            LinkedIncident {
+                id: IncidentId(id(5)),
+                incident_number: Some("INC000001".into()),
+                title: Some("t".into()),
+                status: Some("new".into()),
+            },
+            LinkedIncident {
+                id: IncidentId(id(6)),
+                incident_number: None,
+                title: None,
+                status: None,
+            },
+        ];
+        check_response(&d, "LinkedIncident", &linked);
+        check_response(&d, "LinkedIncidentList", &[json!({ "data": linked })]);
+    }
+
+    #[test]
+    fn change_schemas_match_the_dtos_and_views() {
+        use crate::routes::changes::{
+            ApprovalsView, ChangeCancel, ChangeCreate, ChangeSchedule, ChangeUpdate, TaskCreate,
+            TaskOrder, TaskUpdate, VoteRequest,
+        };
+        use eventdesk_domain::change_request::{
+            ChangeRequest, ChangeStatus, ChangeTask, ChangeType, Quorum, RejectionPolicy, Risk,
+            TaskStatus, Vote, VoteDecision,
+        };
+        use eventdesk_domain::values::{Description, ReasonText, Title};
+        use eventdesk_domain::{Actor, ChangeId, ChangeTaskId, CiId, IncidentId, UserId};
+        use eventdesk_projections::queries::changes::{ChangeSummary, ChangeView, ConflictView};
+        let d = doc();
+        check_request::<ChangeCreate>(&d, "ChangeCreate");
+        check_request::<ChangeUpdate>(&d, "ChangeUpdate");
+        check_request::<ChangeSchedule>(&d, "ChangeSchedule");
+        check_request::<ChangeCancel>(&d, "ChangeCancel");
+        check_request::<TaskCreate>(&d, "ChangeTaskCreate");
+        check_request::<TaskUpdate>(&d, "ChangeTaskUpdate");
+        check_request::<TaskOrder>(&d, "ChangeTaskOrder");
+        check_request::<VoteRequest>(&d, "ChangeVoteRequest");
+        for body in [r#"{"planned_start":null}"#, r#"{"assignee_id":null}"#] {
+            if body.contains("assignee") {
+                crate::extract::parse_strict::<TaskUpdate>(body.as_bytes()).unwrap();
+            } else {
+                crate::extract::parse_strict::<ChangeUpdate>(body.as_bytes()).unwrap();
+            }
+        }
+        let id = |n: u128| uuid::Uuid::from_u128(n);
+        let vote = Vote {
+            approver: UserId(id(1)),
+            decision: VoteDecision::Reject,
+            comment: ReasonText::parse("too risky").unwrap(),
+            at: samples::now(),
+        };
+        let task = ChangeTask {
+            id: ChangeTaskId(id(2)),
+            title: Title::parse("Back up").unwrap(),
+            assignee_id: Some(UserId(id(1))),
+            status: TaskStatus::Closed,
+            closed_at: Some(samples::now()),
+        };
+        let full = ChangeRequest {
+            id: ChangeId(id(3)),
+            title: Title::parse("Upgrade").unwrap(),
+            description: Description::parse("d").unwrap(),
+            change_type: ChangeType::Normal,
+            status: ChangeStatus::Scheduled,
+            risk: Risk::High,
+            planned_start: Some(samples::now()),
+            planned_end: Some(samples::now()),
+            ci_ids: vec![CiId(id(4))],
+            incident_ids: vec![IncidentId(id(5))],
+            approvers: vec![UserId(id(1))],
+            quorum: Quorum::Majority,
+            on_rejection: RejectionPolicy::Cancel,
+            approval_round: 2,
+            votes: vec![vote.clone()],
+            approved_at: Some(samples::now()),
+            tasks: vec![task.clone()],
+            overridden_conflicts: vec![ChangeId(id(6))],
+            override_reason: Some(ReasonText::parse("agreed").unwrap()),
+            scheduled_at: Some(samples::now()),
+            closed_at: Some(samples::now()),
+            cancelled_at: Some(samples::now()),
+            cancel_reason: Some(ReasonText::parse("no").unwrap()),
+            created_at: samples::now(),
+            created_by: Actor::User(UserId(id(1))),
+            updated_at: samples::now(),
+            updated_by: Actor::System,
+        };
+        let bare = ChangeRequest {
+            planned_start: None,
+            planned_end: None,
+            approved_at: None,
+            tasks: vec![ChangeTask {
+                assignee_id: None,
+                status: TaskStatus::Open,
+                closed_at: None,
+                ..task
+            }],
+            override_reason: None,
+            scheduled_at: None,
+            closed_at: None,
+            cancelled_at: None,
+            cancel_reason: None,
+            ..full.clone()
+        };
+        let views: Vec<ChangeView> = [full, bare]
+            .into_iter()
+            .map(|c| ChangeView {
+                allowed_actions: c.allowed_actions(),
+                change: c,
+                version: 4,
+            })
+            .collect();
+        check_response(&d, "Change", &views);
+        check_response(&d, "ChangePage", &samples::page(views.clone()));
+        let approvals: Vec<ApprovalsView> = views.iter().map(ApprovalsView::from).collect();
+        check_response(&d, "ChangeApprovals", &approvals);
+        check_response(
+            &d,
+            "ChangeTaskList",
+            &[json!({ "data": views[0].change.tasks })],
+        );
+        let summary = ChangeSummary {
+            id: ChangeId(id(3)),
+            title: "Upgrade".into(),
+            change_type: ChangeType::Standard,
+            status: ChangeStatus::Scheduled,
+            risk: Risk::Low,
+            planned_start: samples::now(),
+            planned_end: samples::now(),
+            ci_ids: vec![CiId(id(4))],
+        };
+        check_response(&d, "ChangeSummary", std::slice::from_ref(&summary));
+        check_response(
+            &d,
+            "ChangeCalendar",
+            &[json!({ "data": [summary.clone()] })],
+        );
+        let conflict = ConflictView {
+            change: summary.clone(),
+            conflicts_with: vec![summary],
+        };
+        check_response(&d, "ChangeConflict", std::slice::from_ref(&conflict));
+        check_response(&d, "ChangeConflictList", &[json!({ "data": [conflict] })]);
+    }
+
+    #[test]
     fn cmdb_schemas_match_the_dtos_and_views() {
         use crate::routes::cmdb::{CiCreate, CiTypeCreate, CiUpdate, RelationshipCreate};
         use eventdesk_domain::cmdb::CiStatus;
@@ -6205,6 +6492,19 @@ mod tests {
                     uploaded_by: system_actor(),
                     uploaded_at: now(),
                 }],
+                problem_id: Some(eventdesk_domain::ProblemId(id(8))),
+                suggested_known_errors: vec![
+                    eventdesk_projections::queries::problems::KnownErrorView {
+                        problem_id: eventdesk_domain::ProblemId(id(8)),
+                        title: "Relay drops mail".into(),
+                        status: eventdesk_domain::problem::ProblemStatus::KnownError,
+                        root_cause: Some("Expired certificate".into()),
+                        workaround: Some("Restart the relay".into()),
+                        category_id: Some(eventdesk_domain::CategoryId(id(9))),
+                        ci_id: Some(eventdesk_domain::CiId(id(10))),
+                        known_error_at: now(),
+                    },
+                ],
             };
             let bare = IncidentDetail {
                 incident: items[1].clone(),
@@ -6214,6 +6514,8 @@ mod tests {
                 history: vec![],
                 work_notes: vec![],
                 attachments: vec![],
+                problem_id: None,
+                suggested_known_errors: vec![],
             };
             vec![full, bare]
         }

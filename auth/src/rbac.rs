@@ -63,12 +63,12 @@
 //! | `integration:create` | ✓ |   |   |   |   |
 //! | `integration:write` | ✓ |   |   |   |   |
 //! | `integration:delete` | ✓ |   |   |   |   |
-//! | `problem:read` | ✓ | ✓ |   |   |   |
+//! | `problem:read` | ✓ | ✓ | ✓ |   | ✓ |
 //! | `problem:create` | ✓ | ✓ |   |   |   |
 //! | `problem:write` | ✓ | ✓ |   |   |   |
 //! | `problem:assign` | ✓ | ✓ |   |   |   |
 //! | `problem:delete` | ✓ | ✓ |   |   |   |
-//! | `change:read` | ✓ | ✓ |   |   |   |
+//! | `change:read` | ✓ | ✓ | ✓ |   | ✓ |
 //! | `change:create` | ✓ | ✓ |   |   |   |
 //! | `change:write` | ✓ | ✓ |   |   |   |
 //! | `change:assign` | ✓ | ✓ |   |   |   |
@@ -341,12 +341,12 @@ pub const MATRIX: &[(Permission, &[Role])] = &[
     (p(R::Integration, Create), &[A]),
     (p(R::Integration, Write), &[A]),
     (p(R::Integration, Delete), &[A]),
-    (p(R::Problem, Read), &[A, M]),
+    (p(R::Problem, Read), &[A, M, O, V]),
     (p(R::Problem, Create), &[A, M]),
     (p(R::Problem, Write), &[A, M]),
     (p(R::Problem, Assign), &[A, M]),
     (p(R::Problem, Delete), &[A, M]),
-    (p(R::Change, Read), &[A, M]),
+    (p(R::Change, Read), &[A, M, O, V]),
     (p(R::Change, Create), &[A, M]),
     (p(R::Change, Write), &[A, M]),
     (p(R::Change, Assign), &[A, M]),

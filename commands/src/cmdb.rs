@@ -56,7 +56,7 @@ pub async fn load_typed<A: Aggregate>(
 
 /// Loads (typed), checks `If-Match`, and decides each command on the state left by the
 /// previous ones; appends nothing.
-async fn prepare_typed<A: Aggregate>(
+pub(crate) async fn prepare_typed<A: Aggregate>(
     store: &PgEventStore,
     clock: &dyn Clock,
     tenant: TenantId,

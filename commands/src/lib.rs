@@ -9,10 +9,12 @@
 //! **Must not:** contain business rules (those are in `domain`), know HTTP, or read read models.
 //! A conflict is reported, not retried, unless the caller says the command is commutative.
 
+pub mod change;
 pub mod cmdb;
 pub mod error;
 pub mod execute;
 pub mod incident;
+pub mod problem;
 pub mod role;
 pub mod sla;
 pub mod tenant;

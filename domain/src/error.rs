@@ -6,9 +6,11 @@
 //! business-rule rejections → 409 (or 422 for malformed combinations such as
 //! `EmptyAssignment` and `OwnParent`). Each variant's `code()` is a stable machine code.
 
+use crate::change_request::ChangeError;
 use crate::cmdb::{CiError, CiTypeError, RelationshipError};
 use crate::directory::{CategoryError, RoleError, TeamError, TenantError, UserError};
 use crate::incident::IncidentError;
+use crate::problem::ProblemError;
 use crate::values::ValidationError;
 
 /// Any rejection by the domain.
@@ -44,6 +46,12 @@ pub enum DomainError {
     /// A CI relationship command was rejected.
     #[error(transparent)]
     Relationship(#[from] RelationshipError),
+    /// A problem command was rejected.
+    #[error(transparent)]
+    Problem(#[from] ProblemError),
+    /// A change command was rejected.
+    #[error(transparent)]
+    Change(#[from] ChangeError),
 }
 
 impl DomainError {
@@ -60,6 +68,8 @@ impl DomainError {
             Self::Ci(e) => e.code(),
             Self::CiType(e) => e.code(),
             Self::Relationship(e) => e.code(),
+            Self::Problem(e) => e.code(),
+            Self::Change(e) => e.code(),
         }
     }
 
@@ -76,6 +86,8 @@ impl DomainError {
                 | Self::Ci(CiError::NotFound)
                 | Self::CiType(CiTypeError::NotFound)
                 | Self::Relationship(RelationshipError::NotFound)
+                | Self::Problem(ProblemError::NotFound)
+                | Self::Change(ChangeError::NotFound)
         )
     }
 }

@@ -112,3 +112,15 @@ id_type!(
     /// A relationship between two configuration items (CMDB).
     CiRelationshipId
 );
+id_type!(
+    /// A problem (the root cause behind incidents).
+    ProblemId
+);
+id_type!(
+    /// A change (request for change).
+    ChangeId
+);
+id_type!(
+    /// A task of a change.
+    ChangeTaskId
+);

@@ -16,8 +16,10 @@
 //! - [`values`]: validated newtypes (`parse` → [`ValidationError`]) and enums;
 //! - [`priority`]: the impact × urgency [`PriorityMatrix`];
 //! - [`incident`]: the incident aggregate and its transition table;
+//! - [`problem`]: the problem aggregate (root cause, workaround, known errors, linked incidents);
 //! - [`directory`]: tenant, user, team, category and custom role aggregates;
 //! - [`cmdb`]: configuration items, custom CI types and relationships (schema language included);
+//! - [`change_request`]: the change (RFC) aggregate: types, CAB approvals, tasks, window;
 //! - [`change`]: old/new pairs and history rows; [`error`]: [`DomainError`];
 //! - [`registry`]: the aggregates by stream type (decoding checks and state-as-of folds for
 //!   the audit tooling);
@@ -26,12 +28,14 @@
 pub mod actor;
 pub mod aggregate;
 pub mod change;
+pub mod change_request;
 pub mod cmdb;
 pub mod directory;
 pub mod error;
 pub mod ids;
 pub mod incident;
 pub mod priority;
+pub mod problem;
 pub mod registry;
 pub mod sla;
 #[cfg(any(test, feature = "testing"))]
@@ -41,6 +45,7 @@ pub mod values;
 pub use actor::Actor;
 pub use aggregate::{Aggregate, DomainEvent, EventCodecError};
 pub use change::{Change, FieldChange};
+pub use change_request::{ChangeAggregate, ChangeCommand, ChangeError, ChangeEvent};
 pub use directory::{
     CategoryAggregate, CategoryCommand, CategoryError, CategoryEvent, TeamAggregate, TeamCommand,
     TeamError, TeamEvent, TenantAggregate, TenantCommand, TenantError, TenantEvent, UserAggregate,
@@ -53,4 +58,5 @@ pub use incident::{
     Incident, IncidentAction, IncidentAggregate, IncidentCommand, IncidentError, IncidentEvent,
 };
 pub use priority::PriorityMatrix;
+pub use problem::{ProblemAggregate, ProblemCommand, ProblemError, ProblemEvent};
 pub use values::ValidationError;

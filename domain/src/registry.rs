@@ -7,11 +7,13 @@
 //! reported as unknown, never guessed at.
 
 use crate::aggregate::{Aggregate, DomainEvent};
+use crate::change_request::ChangeAggregate;
 use crate::cmdb::{CiAggregate, CiTypeAggregate, RelationshipAggregate};
 use crate::directory::{
     CategoryAggregate, RoleAggregate, TeamAggregate, TenantAggregate, UserAggregate,
 };
 use crate::incident::IncidentAggregate;
+use crate::problem::ProblemAggregate;
 use crate::sla::{SlaCalendarAggregate, SlaPolicyAggregate};
 use serde::Serialize;
 use serde_json::Value;
@@ -29,6 +31,8 @@ pub const STREAM_TYPES: &[&str] = &[
     CiAggregate::STREAM_TYPE,
     CiTypeAggregate::STREAM_TYPE,
     RelationshipAggregate::STREAM_TYPE,
+    ProblemAggregate::STREAM_TYPE,
+    ChangeAggregate::STREAM_TYPE,
 ];
 
 /// True if `stream_type` is an aggregate of the domain.
@@ -112,6 +116,10 @@ pub fn check_event(
         RelationshipAggregate::STREAM_TYPE => {
             check::<RelationshipAggregate>(event_type, schema_version, data)
         }
+        ProblemAggregate::STREAM_TYPE => {
+            check::<ProblemAggregate>(event_type, schema_version, data)
+        }
+        ChangeAggregate::STREAM_TYPE => check::<ChangeAggregate>(event_type, schema_version, data),
         _ => return None,
     })
 }
@@ -157,6 +165,8 @@ pub fn state_json<'a>(
         CiAggregate::STREAM_TYPE => json::<CiAggregate>(events),
         CiTypeAggregate::STREAM_TYPE => json::<CiTypeAggregate>(events),
         RelationshipAggregate::STREAM_TYPE => json::<RelationshipAggregate>(events),
+        ProblemAggregate::STREAM_TYPE => json::<ProblemAggregate>(events),
+        ChangeAggregate::STREAM_TYPE => json::<ChangeAggregate>(events),
         other => Err(StateError::UnknownStreamType(other.to_owned())),
     }
 }

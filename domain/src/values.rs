@@ -329,6 +329,16 @@ text_type!(
     ExternalUrl { field: "url", min: 1, max: 2_000, trim: true, single_line: true }
 );
 
+text_type!(
+    /// The root cause of a problem: trimmed, 1..=20 000 characters.
+    RootCause { field: "root_cause", min: 1, max: 20_000, trim: true, single_line: false }
+);
+text_type!(
+    /// A workaround of a problem (what the desk does until it is fixed): trimmed,
+    /// 1..=20 000 characters.
+    Workaround { field: "workaround", min: 1, max: 20_000, trim: true, single_line: false }
+);
+
 impl Default for Description {
     /// The empty description (valid: descriptions are optional).
     fn default() -> Self {

@@ -33,6 +33,11 @@
 //!   flows, duration samples and histograms behind `GET /api/v1/analytics/…` (ADR 0015).
 //! - [`cmdb`] (`CmdbProjection`, "cmdb" v1): `rm_ci_types`, `rm_cis`, `rm_ci_relationships`
 //!   (configuration items, custom CI types and relationships; ADR 0017).
+//! - [`problems`] (`ProblemProjection`, "problems" v1): `rm_problems` (problems and the
+//!   known-error database) and `problem_incident_notes`, the problem reactor's work rows
+//!   (ADR 0021).
+//! - [`changes`] (`ChangeProjection`, "changes" v1): `rm_changes` (changes with their CAB
+//!   votes and tasks; ADR 0022).
 //! - [`queries`]: the read functions over them (tenant-scoped, RLS-protected).
 //!
 //! Both fold a batch with the domain's own `evolve` on top of the rows they load (one SELECT),
@@ -41,12 +46,14 @@
 //! with [`queries::scope_to_tenant`].
 
 pub mod analytics;
+pub mod changes;
 pub mod cmdb;
 pub mod dead_letters;
 pub mod directory;
 pub mod event_counts;
 mod fold;
 pub mod incidents;
+pub mod problems;
 pub mod queries;
 pub mod rebuild;
 pub mod runtime;
@@ -55,9 +62,11 @@ pub mod sla_timers;
 pub mod status;
 
 pub use analytics::AnalyticsProjection;
+pub use changes::ChangeProjection;
 pub use cmdb::CmdbProjection;
 pub use directory::DirectoryProjection;
 pub use incidents::IncidentProjection;
+pub use problems::ProblemProjection;
 pub use runtime::{HandlerError, Projection, ProjectorRuntime, RuntimeConfig, RuntimeHandle};
 pub use sla_config::SlaConfigProjection;
 pub use sla_timers::SlaTimerProjection;

@@ -158,14 +158,14 @@ async fn check_team(
     Ok(())
 }
 
-fn parse_param<T: std::str::FromStr>(field: &str, v: &str) -> Result<T, FieldError> {
+pub(crate) fn parse_param<T: std::str::FromStr>(field: &str, v: &str) -> Result<T, FieldError> {
     v.parse()
         .map_err(|_| FieldError::new(field, format!("invalid value {v:?}")))
 }
 
 /// `page`, `limit` and `cursor` of a raw query, or the error of the one that is wrong.
 #[derive(Debug)]
-struct RawPaging {
+pub(crate) struct RawPaging {
     page: u32,
     limit: u32,
     cursor: Option<String>,
@@ -183,7 +183,7 @@ impl Default for RawPaging {
 
 impl RawPaging {
     /// Takes `k=v` if it is a paging parameter (`Ok(true)`).
-    fn take(&mut self, k: &str, v: &str) -> Result<bool, FieldError> {
+    pub(crate) fn take(&mut self, k: &str, v: &str) -> Result<bool, FieldError> {
         match k {
             "page" => {
                 self.page = parse_param("page", v)?;
@@ -206,7 +206,7 @@ impl RawPaging {
         Ok(true)
     }
 
-    fn paging(self) -> Paging {
+    pub(crate) fn paging(self) -> Paging {
         match self.cursor {
             Some(c) => Paging::Cursor {
                 after: (!c.is_empty()).then_some(c),

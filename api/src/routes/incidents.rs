@@ -284,7 +284,11 @@ pub struct IncidentCreate {
 
 /// Checks that a referenced configuration item exists in the caller's tenant (`422` on
 /// `ci_id` otherwise, also for another tenant's).
-async fn check_ci(state: &AppState, principal: &Principal, ci: Option<CiId>) -> ApiResult<()> {
+pub(crate) async fn check_ci(
+    state: &AppState,
+    principal: &Principal,
+    ci: Option<CiId>,
+) -> ApiResult<()> {
     let Some(ci) = ci else {
         return Ok(());
     };
@@ -298,7 +302,7 @@ async fn check_ci(state: &AppState, principal: &Principal, ci: Option<CiId>) -> 
 }
 
 /// Checks that referenced users, teams and categories exist in the caller's tenant.
-async fn check_refs(
+pub(crate) async fn check_refs(
     state: &AppState,
     principal: &Principal,
     category: Option<CategoryId>,

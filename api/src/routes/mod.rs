@@ -9,10 +9,12 @@ pub mod api_keys;
 pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod changes;
 pub mod cmdb;
 pub mod directory;
 pub mod incidents;
 pub mod integrations;
+pub mod problems;
 pub mod rate_limits;
 pub mod roles;
 pub mod sla;
@@ -198,6 +200,163 @@ pub const PERMISSIONS: &[(Method, &str, Permission)] = &[
         Method::GET,
         "/api/v1/incidents/{id}/attachments/{aid}",
         p(Resource::Incident, Action::Read),
+    ),
+    // Problems and the known-error database (ADR 0021).
+    (
+        Method::GET,
+        "/api/v1/problems",
+        p(Resource::Problem, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/problems",
+        p(Resource::Problem, Action::Create),
+    ),
+    (
+        Method::GET,
+        "/api/v1/problems/{id}",
+        p(Resource::Problem, Action::Read),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/problems/{id}",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/problems/{id}/investigate",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/problems/{id}/known-error",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/problems/{id}/resolve",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/problems/{id}/close",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::GET,
+        "/api/v1/problems/{id}/incidents",
+        p(Resource::Problem, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/problems/{id}/incidents",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/problems/{id}/incidents/{incident_id}",
+        p(Resource::Problem, Action::Write),
+    ),
+    (
+        Method::GET,
+        "/api/v1/known-errors",
+        p(Resource::Problem, Action::Read),
+    ),
+    // Changes with CAB approvals, tasks, the calendar and conflicts (ADR 0022).
+    (
+        Method::GET,
+        "/api/v1/changes",
+        p(Resource::Change, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/changes",
+        p(Resource::Change, Action::Create),
+    ),
+    (
+        Method::GET,
+        "/api/v1/changes/calendar",
+        p(Resource::Change, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/changes/conflicts",
+        p(Resource::Change, Action::Read),
+    ),
+    (
+        Method::GET,
+        "/api/v1/changes/{id}",
+        p(Resource::Change, Action::Read),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/changes/{id}",
+        p(Resource::Change, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/changes/{id}/submit",
+        p(Resource::Change, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/changes/{id}/assess",
+        p(Resource::Change, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/changes/{id}/schedule",
+        p(Resource::Change, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/changes/{id}/implement",
+        p(Resource::Change, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/changes/{id}/complete",
+        p(Resource::Change, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/changes/{id}/close",
+        p(Resource::Change, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/changes/{id}/cancel",
+        p(Resource::Change, Action::Write),
+    ),
+    (
+        Method::GET,
+        "/api/v1/changes/{id}/tasks",
+        p(Resource::Change, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/changes/{id}/tasks",
+        p(Resource::Change, Action::Write),
+    ),
+    (
+        Method::POST,
+        "/api/v1/changes/{id}/tasks/reorder",
+        p(Resource::Change, Action::Write),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/changes/{id}/tasks/{task_id}",
+        p(Resource::Change, Action::Write),
+    ),
+    (
+        Method::GET,
+        "/api/v1/changes/{id}/approvals",
+        p(Resource::Change, Action::Read),
+    ),
+    (
+        Method::POST,
+        "/api/v1/changes/{id}/approvals",
+        p(Resource::Change, Action::Write),
     ),
     // Directory.
     (
@@ -724,6 +883,63 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/sla/policies/{id}/reactivate",
             post(sla::reactivate_policy),
+        )
+        .route(
+            "/api/v1/problems",
+            get(problems::list).post(problems::create),
+        )
+        .route(
+            "/api/v1/problems/{id}",
+            get(problems::get_one).patch(problems::patch),
+        )
+        .route(
+            "/api/v1/problems/{id}/investigate",
+            post(problems::investigate),
+        )
+        .route(
+            "/api/v1/problems/{id}/known-error",
+            post(problems::mark_known_error),
+        )
+        .route("/api/v1/problems/{id}/resolve", post(problems::resolve))
+        .route("/api/v1/problems/{id}/close", post(problems::close))
+        .route(
+            "/api/v1/problems/{id}/incidents",
+            get(problems::list_incidents).post(problems::link),
+        )
+        .route(
+            "/api/v1/problems/{id}/incidents/{incident_id}",
+            axum::routing::delete(problems::unlink),
+        )
+        .route("/api/v1/known-errors", get(problems::known_errors))
+        .route("/api/v1/changes", get(changes::list).post(changes::create))
+        .route("/api/v1/changes/calendar", get(changes::calendar))
+        .route("/api/v1/changes/conflicts", get(changes::conflicts))
+        .route(
+            "/api/v1/changes/{id}",
+            get(changes::get_one).patch(changes::patch),
+        )
+        .route("/api/v1/changes/{id}/submit", post(changes::submit))
+        .route("/api/v1/changes/{id}/assess", post(changes::assess))
+        .route("/api/v1/changes/{id}/schedule", post(changes::schedule))
+        .route("/api/v1/changes/{id}/implement", post(changes::implement))
+        .route("/api/v1/changes/{id}/complete", post(changes::complete))
+        .route("/api/v1/changes/{id}/close", post(changes::close))
+        .route("/api/v1/changes/{id}/cancel", post(changes::cancel))
+        .route(
+            "/api/v1/changes/{id}/tasks",
+            get(changes::list_tasks).post(changes::add_task),
+        )
+        .route(
+            "/api/v1/changes/{id}/tasks/reorder",
+            post(changes::reorder_tasks),
+        )
+        .route(
+            "/api/v1/changes/{id}/tasks/{task_id}",
+            axum::routing::patch(changes::update_task),
+        )
+        .route(
+            "/api/v1/changes/{id}/approvals",
+            get(changes::approvals).post(changes::vote),
         )
         .route("/api/v1/cis", get(cmdb::list_cis).post(cmdb::create_ci))
         .route("/api/v1/cis/{id}", get(cmdb::get_ci).patch(cmdb::patch_ci))

@@ -236,6 +236,10 @@ pub async fn incident_as_of(
         history,
         work_notes,
         attachments,
+        // Links to problems live on the problem's stream, not the incident's: time travel of
+        // an incident does not show them.
+        problem_id: None,
+        suggested_known_errors: Vec::new(),
     }))
 }
 

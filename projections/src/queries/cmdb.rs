@@ -195,7 +195,7 @@ pub struct ImpactedCi {
     pub relationship: String,
     /// Its open incidents (those the caller may see).
     pub open_incidents: Vec<ImpactIncident>,
-    /// Its scheduled changes: always empty until changes exist (ADR 0017).
+    /// Its scheduled (or in-implementation) changes, as `ChangeSummary` objects (ADR 0022).
     pub scheduled_changes: Vec<Value>,
 }
 
@@ -208,7 +208,7 @@ pub struct ImpactSummary {
     pub affected_services: usize,
     /// Open incidents on the failed and the affected CIs.
     pub open_incidents: usize,
-    /// Scheduled changes on them (0 until changes exist).
+    /// Scheduled changes on the failed and the affected CIs.
     pub scheduled_changes: usize,
 }
 
@@ -223,7 +223,7 @@ pub struct ImpactView {
     pub more_beyond_depth: bool,
     /// The failed CI's own open incidents.
     pub open_incidents: Vec<ImpactIncident>,
-    /// The failed CI's scheduled changes (empty until changes exist).
+    /// The failed CI's scheduled (or in-implementation) changes.
     pub scheduled_changes: Vec<Value>,
     /// The affected CIs, nearest first (then by name).
     pub affected: Vec<ImpactedCi>,
@@ -707,6 +707,14 @@ pub async fn impact(
     let mut refs = ci_refs(conn, tenant, &ids).await?;
     ids.push(root.0);
     let mut open = open_incidents(conn, tenant, &ids, incidents).await?;
+    let mut changes: HashMap<Uuid, Vec<Value>> = HashMap::new();
+    for (ci, change) in super::changes::scheduled_on(conn, tenant, &ids).await? {
+        let v = serde_json::to_value(&change).map_err(|e| QueryError::Corrupt {
+            column: "rm_changes",
+            message: e.to_string(),
+        })?;
+        changes.entry(ci).or_default().push(v);
+    }
     let mut affected: Vec<ImpactedCi> = Vec::with_capacity(found.len());
     for (id, (_, d, rel_type)) in &found {
         let Some(ci) = refs.remove(id) else {
@@ -727,11 +735,12 @@ pub async fn impact(
             path,
             relationship: rel_type.clone(),
             open_incidents: open.remove(id).unwrap_or_default(),
-            scheduled_changes: Vec::new(),
+            scheduled_changes: changes.remove(id).unwrap_or_default(),
         });
     }
     affected.sort_by(|a, b| (a.depth, &a.ci.name, a.ci.id).cmp(&(b.depth, &b.ci.name, b.ci.id)));
     let root_incidents = open.remove(&root.0).unwrap_or_default();
+    let root_changes = changes.remove(&root.0).unwrap_or_default();
     let summary = ImpactSummary {
         affected_cis: affected.len(),
         affected_services: affected
@@ -743,14 +752,18 @@ pub async fn impact(
                 .iter()
                 .map(|a| a.open_incidents.len())
                 .sum::<usize>(),
-        scheduled_changes: 0,
+        scheduled_changes: root_changes.len()
+            + affected
+                .iter()
+                .map(|a| a.scheduled_changes.len())
+                .sum::<usize>(),
     };
     Ok(Some(ImpactView {
         ci: root_ref,
         depth,
         more_beyond_depth,
         open_incidents: root_incidents,
-        scheduled_changes: Vec::new(),
+        scheduled_changes: root_changes,
         affected,
         summary,
     }))

@@ -46,6 +46,7 @@
 //! whatever the role.
 
 use super::paging::{CappedPagination, Cursor, Pagination, Rows};
+use super::problems::KnownErrorView;
 use super::{Page, Paging, QueryError, Result, parse_col, parse_opt_col};
 use crate::incidents::priority_rank;
 use chrono::{DateTime, Utc};
@@ -53,7 +54,8 @@ use eventdesk_domain::values::{
     HoldReason, Impact, IncidentNumber, IncidentStatus, Priority, Urgency, WorkNoteType,
 };
 use eventdesk_domain::{
-    Actor, AttachmentId, CategoryId, CiId, IncidentId, TeamId, TenantId, UserId, WorkNoteId,
+    Actor, AttachmentId, CategoryId, CiId, IncidentId, ProblemId, TeamId, TenantId, UserId,
+    WorkNoteId,
 };
 use serde::Serialize;
 use sqlx::postgres::PgRow;
@@ -237,6 +239,11 @@ pub struct IncidentDetail {
     pub work_notes: Vec<WorkNoteView>,
     /// Attachments, oldest first.
     pub attachments: Vec<AttachmentView>,
+    /// The problem the incident is linked to (ADR 0021).
+    pub problem_id: Option<ProblemId>,
+    /// Known errors whose category or configuration item match the incident's, with their
+    /// workarounds (agents only; empty for requesters).
+    pub suggested_known_errors: Vec<KnownErrorView>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -994,7 +1001,8 @@ pub async fn list_incidents(
 
 /// One incident of the tenant with its history, work notes (public ones only unless
 /// `include_private`) and attachments; `None` if it does not exist in this tenant.
-/// Four statements (incident, history, notes, attachments), whatever the list sizes.
+/// Six statements (incident, history, notes, attachments, its problem, the suggested known
+/// errors), whatever the list sizes.
 pub async fn get_incident(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -1095,6 +1103,19 @@ pub async fn get_incident(
     })
     .collect::<Result<Vec<_>>>()?;
 
+    let problem_id = super::problems::problem_of_incident(&mut *conn, tenant, id).await?;
+    let suggested_known_errors = if include_private {
+        super::problems::suggested_known_errors(
+            &mut *conn,
+            tenant,
+            incident.category.as_ref().map(|c| CategoryId(c.id)),
+            incident.ci_id,
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+
     Ok(Some(IncidentDetail {
         incident,
         priority_overridden,
@@ -1103,6 +1124,8 @@ pub async fn get_incident(
         history,
         work_notes,
         attachments,
+        problem_id,
+        suggested_known_errors,
     }))
 }
 

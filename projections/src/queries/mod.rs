@@ -13,10 +13,12 @@
 pub mod analytics;
 pub mod as_of;
 pub mod audit;
+pub mod changes;
 pub mod cmdb;
 pub mod directory;
 pub mod incidents;
 pub mod paging;
+pub mod problems;
 pub mod sla_config;
 pub mod sla_timers;
 

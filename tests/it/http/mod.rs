@@ -3,12 +3,14 @@
 mod analytics;
 pub mod app;
 mod audit;
+mod changes;
 mod cmdb;
 mod dashboard;
 mod idempotency;
 mod incidents;
 mod integrations;
 mod monitor;
+mod problems;
 mod rate_limit;
 mod roles;
 mod security;

@@ -138,6 +138,11 @@ struct Targets {
     ci_rel: String,
     webhook: String,
     delivery: String,
+    /// A problem, with `incident` linked to it.
+    problem: String,
+    /// A change, with a task.
+    change: String,
+    change_task: String,
 }
 
 impl Targets {
@@ -161,6 +166,10 @@ impl Targets {
                 "id" if route.starts_with("/api/v1/ci-types/") => &self.ci_type,
                 "rel_id" if route.starts_with("/api/v1/cis/") => &self.ci_rel,
                 "id" if route.starts_with("/api/v1/webhooks/") => &self.webhook,
+                "id" if route.starts_with("/api/v1/problems/") => &self.problem,
+                "id" if route.starts_with("/api/v1/changes/") => &self.change,
+                "task_id" if route.starts_with("/api/v1/changes/") => &self.change_task,
+                "incident_id" if route.starts_with("/api/v1/problems/") => &self.incident,
                 "delivery_id" if route.starts_with("/api/v1/webhooks/") => &self.delivery,
                 "aid" if route.starts_with("/api/v1/incidents/") => &self.attachment,
                 // The incident's stream in the audit trail.
@@ -319,6 +328,55 @@ async fn cmdb_objects(app: &TestApp, admin: &str) -> (String, String, String, St
     (cis[0].clone(), rel, cis[1].clone(), ty)
 }
 
+/// A problem with `incident` linked to it, as `admin`; returns its id.
+async fn problem_objects(app: &TestApp, admin: &str, incident: &str) -> String {
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/problems",
+            Some(admin),
+            Some(json!({"title": format!("Problem {}", uniq()), "workaround": "Reboot"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "problem: {:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/problems/{id}/incidents"),
+            Some(admin),
+            Some(json!({"incident_id": incident})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "link: {:?}", r.body);
+    id
+}
+
+/// A standard change with a task, as `admin`; returns (change, task).
+async fn change_objects(app: &TestApp, admin: &str) -> (String, String) {
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/changes",
+            Some(admin),
+            Some(json!({"title": format!("Change {}", uniq()), "change_type": "standard"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "change: {:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/changes/{id}/tasks"),
+            Some(admin),
+            Some(json!({"title": "Step"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "task: {:?}", r.body);
+    let task = r.body["tasks"][0]["id"].as_str().unwrap().to_owned();
+    (id, task)
+}
+
 /// A plausible body for a protected route (None for bodiless requests).
 fn body_for(method: &Method, route: &str, ctx: &BodyCtx) -> Option<Value> {
     let action = route
@@ -356,6 +414,23 @@ fn body_for(method: &Method, route: &str, ctx: &BodyCtx) -> Option<Value> {
         }
         ("POST", "/api/v1/ci-types") => {
             Some(json!({"key": format!("t_{}", uniq()), "name": "Rack"}))
+        }
+        ("POST", "/api/v1/problems") => Some(json!({"title": format!("Problem {}", uniq())})),
+        ("PATCH", "/api/v1/problems/{id}") => Some(json!({"description": "Renamed"})),
+        ("POST", "/api/v1/problems/{id}/known-error") => Some(json!({"workaround": "Reboot"})),
+        ("POST", "/api/v1/problems/{id}/resolve") => Some(json!({"resolution": "Patched"})),
+        // A CI's id: not an incident (422 for those allowed to link).
+        ("POST", "/api/v1/problems/{id}/incidents") => Some(json!({"incident_id": ctx.ci})),
+        ("POST", "/api/v1/changes") => {
+            Some(json!({"title": format!("Change {}", uniq()), "change_type": "standard"}))
+        }
+        ("PATCH", "/api/v1/changes/{id}") => Some(json!({"description": "Renamed"})),
+        ("POST", "/api/v1/changes/{id}/cancel") => Some(json!({"reason": "Not needed"})),
+        ("POST", "/api/v1/changes/{id}/tasks") => Some(json!({"title": "Another step"})),
+        ("POST", "/api/v1/changes/{id}/tasks/reorder") => Some(json!({"order": [ctx.ci]})),
+        ("PATCH", "/api/v1/changes/{id}/tasks/{task_id}") => Some(json!({"status": "closed"})),
+        ("POST", "/api/v1/changes/{id}/approvals") => {
+            Some(json!({"decision": "approve", "comment": "Fine"}))
         }
         ("POST", "/api/v1/api-keys") => Some(json!({"name": format!("key {}", uniq())})),
         ("POST", "/api/v1/tenants") => Some(json!({"name": format!("Evil {}", uniq())})),
@@ -463,6 +538,8 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
     let (a_key_id, a_key) = api_key(&app, &a.admin, json!({"name": "A integration"})).await;
     let (a_ci, a_rel, a_ci_target, a_ci_type) = cmdb_objects(&app, &a.admin).await;
     let (a_webhook, a_delivery) = webhook(&app, &a.admin).await;
+    let a_problem = problem_objects(&app, &a.admin, &inc_id).await;
+    let (a_change, a_task) = change_objects(&app, &a.admin).await;
     let a_objects = Targets {
         incident: inc_id.clone(),
         attachment: up.body["attachments"][0]["id"].as_str().unwrap().to_owned(),
@@ -478,6 +555,9 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         ci_rel: a_rel.clone(),
         webhook: a_webhook.clone(),
         delivery: a_delivery,
+        problem: a_problem.clone(),
+        change: a_change.clone(),
+        change_task: a_task,
     };
     // A's view of each object, before B tries anything.
     let readable = [
@@ -491,6 +571,9 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         format!("/api/v1/ci-types/{a_ci_type}"),
         format!("/api/v1/cis/{a_ci}/relationships"),
         format!("/api/v1/webhooks/{a_webhook}"),
+        format!("/api/v1/problems/{a_problem}"),
+        format!("/api/v1/problems/{a_problem}/incidents"),
+        format!("/api/v1/changes/{a_change}"),
     ];
     let mut before = Vec::new();
     for p in &readable {
@@ -573,6 +656,8 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         a_ci.clone(),
         a_ci_target.clone(),
         a_ci_type.clone(),
+        a_problem.clone(),
+        a_change.clone(),
     ]
     .into();
     for path in [
@@ -591,6 +676,11 @@ async fn another_tenants_objects_are_invisible_and_untouchable() {
         "/api/v1/ci-types?limit=100".to_owned(),
         format!("/api/v1/cis?q=app&owner_team_id={team_id}"),
         format!("/api/v1/incidents?ci_id={a_ci}"),
+        "/api/v1/problems?limit=100".to_owned(),
+        format!("/api/v1/problems?incident_id={inc_id}"),
+        "/api/v1/known-errors?q=Problem".to_owned(),
+        "/api/v1/changes?limit=100".to_owned(),
+        "/api/v1/changes/conflicts".to_owned(),
     ] {
         let r = app.call(Method::GET, &path, Some(&b.admin), None).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {:?}", r.body);
@@ -755,6 +845,8 @@ async fn every_role_gets_exactly_the_routes_its_permissions_allow() {
         let (key, _) = api_key(&app, &t.admin, json!({"name": format!("k {role_name}")})).await;
         let (ci, ci_rel, _, _) = cmdb_objects(&app, &t.admin).await;
         let (webhook, delivery) = webhook(&app, &t.admin).await;
+        let problem = problem_objects(&app, &t.admin, &inc_id).await;
+        let (change, change_task) = change_objects(&app, &t.admin).await;
         let targets = Targets {
             incident: inc_id,
             attachment: up.body["attachments"][0]["id"].as_str().unwrap().to_owned(),
@@ -770,6 +862,9 @@ async fn every_role_gets_exactly_the_routes_its_permissions_allow() {
             ci_rel,
             webhook,
             delivery,
+            problem,
+            change,
+            change_task,
         };
         for (method, route, needed) in PERMISSIONS {
             assert_eq!(permission_for(method, route), Some(*needed));
