@@ -248,7 +248,7 @@ pub(crate) fn metadata() -> EventMetadata {
 
 #[derive(Default)]
 pub(crate) struct Sample {
-    events: u64,
+    pub(crate) events: u64,
     latencies_us: Vec<u32>,
     /// Failed operations by kind (e.g. `HTTP 500 internal`).
     errors: BTreeMap<String, u64>,

@@ -35,6 +35,9 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder once and returns its handle (`None` if another
@@ -48,6 +51,21 @@ pub fn install() -> Option<PrometheusHandle> {
             match built {
                 Ok(h) => {
                     describe();
+                    // The exporter keeps histogram samples until upkeep folds them into the
+                    // buckets: without scrapes, memory would grow with every request. One
+                    // process-wide thread, like the recorder (test runtimes come and go).
+                    let upkeep = h.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("metrics-upkeep".into())
+                        .spawn(move || {
+                            loop {
+                                std::thread::sleep(UPKEEP_EVERY);
+                                upkeep.run_upkeep();
+                            }
+                        });
+                    if let Err(e) = spawned {
+                        tracing::warn!(error = %e, "could not start the metrics upkeep thread");
+                    }
                     Some(h)
                 }
                 Err(e) => {
