@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod openapi;
 pub mod routes;
 pub mod security;
+pub mod tenant_rules;
 
 pub use app::{AppState, Application, router};
 pub use config::{Config, Secret};
