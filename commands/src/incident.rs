@@ -382,9 +382,7 @@ impl CreateBatcher {
     ) -> Result<Vec<CreateResult>, String> {
         let mut next = last;
         // Per job: the decision's events and their encoding, or the rejection.
-        let mut decided: Vec<
-            Result<(Vec<IncidentEvent>, Vec<eventdesk_store::NewEvent>), IncidentError>,
-        > = Vec::with_capacity(batch.len());
+        let mut decided: Vec<Decided> = Vec::with_capacity(batch.len());
         for job in batch {
             let number = IncidentNumber::from_sequence(u64::try_from(next + 1).unwrap_or(0))
                 .map_err(|e| e.to_string())?;
@@ -450,6 +448,10 @@ impl CreateBatcher {
         Ok(results)
     }
 }
+
+/// One job's decision in [`CreateBatcher::write_new_streams`]: its events and their encoding,
+/// or the rejection.
+type Decided = Result<(Vec<IncidentEvent>, Vec<eventdesk_store::NewEvent>), IncidentError>;
 
 /// What happened to one job of a batch.
 enum Staged {

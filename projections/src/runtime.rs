@@ -201,11 +201,10 @@ impl Progress {
                 return false;
             }
             let until_poll = next_poll.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left.min(until_poll), rx.changed()).await {
-                // A local batch committed: the signal is alive, so the stored checkpoint can
-                // wait another quiet period.
-                Ok(Ok(())) => next_poll = Instant::now() + STORED_POLL,
-                Ok(Err(_)) | Err(_) => {}
+            // A local batch committed: the signal is alive, so the stored checkpoint can wait
+            // another quiet period.
+            if let Ok(Ok(())) = tokio::time::timeout(left.min(until_poll), rx.changed()).await {
+                next_poll = Instant::now() + STORED_POLL;
             }
         }
     }
