@@ -45,6 +45,8 @@ pub struct AppState {
     pub sla_rules: eventdesk_workers::SlaRulesCache,
     /// The permission sets of custom roles, briefly cached (ADR 0011).
     pub roles: crate::auth::RoleCache,
+    /// The tenants' priority matrices and SLA rules, briefly cached (ADR 0023).
+    pub tenant_rules: crate::tenant_rules::TenantRulesCache,
     /// The integration bus (ADR 0016): its SSRF guard and credential box serve the webhook and
     /// integration routes; it runs beside the server when `EVENTDESK_INTEGRATION_BUS` is on.
     pub bus: eventdesk_bus::Bus,
@@ -251,6 +253,7 @@ impl Application {
                 creates,
                 sla_rules: eventdesk_workers::SlaRulesCache::default(),
                 roles: crate::auth::RoleCache::default(),
+                tenant_rules: crate::tenant_rules::TenantRulesCache::default(),
                 bus,
                 monitor,
                 live,

@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
 pub mod security;
+pub mod tenant_rules;
 pub mod ws;
 
 pub use app::{AppState, Application, router};

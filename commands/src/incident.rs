@@ -292,6 +292,9 @@ impl CreateBatcher {
         .await
         .map_err(|e| e.to_string())?;
         let now = self.clock.now();
+        if batch.iter().all(|j| j.opts.idempotency.is_none()) {
+            return self.write_new_streams(tenant, batch, tx, last, now).await;
+        }
         let mut next = last;
         let mut staged: Vec<Staged> = Vec::with_capacity(batch.len());
         for job in batch {
@@ -363,6 +366,92 @@ impl CreateBatcher {
         Ok(results)
     }
 }
+
+impl CreateBatcher {
+    /// The rest of [`write_batch`](Self::write_batch) when no job carries an idempotency key
+    /// (so none can be a replay): every accepted create is decided with the next number, then
+    /// all their events go in with one statement ([`PgEventStore::append_new_streams_in`]),
+    /// the counter moves once, and the transaction commits once.
+    async fn write_new_streams(
+        &self,
+        tenant: TenantId,
+        batch: &[Job],
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        last: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CreateResult>, String> {
+        let mut next = last;
+        // Per job: the decision's events and their encoding, or the rejection.
+        let mut decided: Vec<Decided> = Vec::with_capacity(batch.len());
+        for job in batch {
+            let number = IncidentNumber::from_sequence(u64::try_from(next + 1).unwrap_or(0))
+                .map_err(|e| e.to_string())?;
+            match job.new.decide(number, now) {
+                Ok(events) => {
+                    let envelopes = encode(&events)?;
+                    next += 1;
+                    decided.push(Ok((events, envelopes)));
+                }
+                Err(e) => decided.push(Err(e)),
+            }
+        }
+        let streams: Vec<eventdesk_store::NewStream<'_>> = batch
+            .iter()
+            .zip(&decided)
+            .filter_map(|(job, d)| {
+                d.as_ref()
+                    .ok()
+                    .map(|(_, envelopes)| eventdesk_store::NewStream {
+                        stream_id: StreamId(job.new.id.0),
+                        events: envelopes,
+                        metadata: &job.opts.metadata,
+                    })
+            })
+            .collect();
+        let mut outcomes = self
+            .store
+            .append_new_streams_in(&mut tx, tenant, IncidentAggregate::STREAM_TYPE, &streams)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter();
+        sqlx::query("UPDATE incident_counters SET last = $2 WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .bind(next)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        self.store.notify_appended();
+        let mut results = Vec::with_capacity(batch.len());
+        for d in decided {
+            results.push(match d {
+                Err(e) => Err(CommandError::Rejected(e)),
+                // Committed: from here on no error may send the batch to the one-by-one retry.
+                Ok((events, _)) => match outcomes.next() {
+                    Some(out) => {
+                        let mut state = IncidentAggregate::default();
+                        for e in &events {
+                            state.evolve(e);
+                        }
+                        Ok(Executed {
+                            state,
+                            version: out.next_version,
+                            appended: Some(out),
+                        })
+                    }
+                    None => Err(CommandError::Corrupt(
+                        "fewer append outcomes than streams".into(),
+                    )),
+                },
+            });
+        }
+        Ok(results)
+    }
+}
+
+/// One job's decision in [`CreateBatcher::write_new_streams`]: its events and their encoding,
+/// or the rejection.
+type Decided = Result<(Vec<IncidentEvent>, Vec<eventdesk_store::NewEvent>), IncidentError>;
 
 /// What happened to one job of a batch.
 enum Staged {

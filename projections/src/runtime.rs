@@ -108,6 +108,9 @@ pub struct Progress {
             std::collections::HashMap<String, tokio::sync::watch::Sender<Checkpoint>>,
         >,
     >,
+    /// The projections this node leads now: their in-process signal is authoritative, so a
+    /// waiter need not read the stored checkpoint while the signal keeps moving (ADR 0023).
+    leading: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 impl Progress {
@@ -126,6 +129,27 @@ impl Progress {
         }
     }
 
+    /// Records whether this node leads projection `name`.
+    fn set_leading(&self, name: &str, leading: bool) {
+        let mut set = match self.leading.write() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if leading {
+            set.insert(name.to_owned());
+        } else {
+            set.remove(name);
+        }
+    }
+
+    /// Whether this node leads projection `name` now.
+    fn is_leading(&self, name: &str) -> bool {
+        match self.leading.read() {
+            Ok(s) => s.contains(name),
+            Err(poisoned) => poisoned.into_inner().contains(name),
+        }
+    }
+
     fn publish(&self, name: &str, cp: Checkpoint) {
         self.sender(name).send_if_modified(|c| {
             let newer = cp > *c;
@@ -139,6 +163,11 @@ impl Progress {
     /// Waits until projection `name` has applied everything up to `cp`, for at most `timeout`.
     /// Uses the in-process signal when this node runs the projection, and polls the stored
     /// checkpoint otherwise. Returns whether it got there.
+    ///
+    /// While this node leads the projection, the stored checkpoint is read only after the
+    /// signal has been quiet for [`STORED_POLL`] (a rebuild's swap, or a lost leadership, moves
+    /// it without a local signal); otherwise at once and then every [`STORED_POLL`]. Reading
+    /// it on every local signal made every batch commit cost one query per waiting writer.
     pub async fn wait_for(
         &self,
         pool: &sqlx::PgPool,
@@ -148,24 +177,46 @@ impl Progress {
     ) -> bool {
         let mut rx = self.sender(name).subscribe();
         let deadline = Instant::now() + timeout;
+        let mut next_poll = if self.is_leading(name) {
+            Instant::now() + STORED_POLL
+        } else {
+            Instant::now()
+        };
         loop {
             if *rx.borrow_and_update() >= cp {
                 return true;
             }
-            if let Ok(Some(stored)) = stored_checkpoint(pool, name).await
-                && stored >= cp
-            {
-                self.publish(name, stored);
-                return true;
+            let now = Instant::now();
+            if now >= next_poll {
+                if let Ok(Some(stored)) = stored_checkpoint(pool, name).await
+                    && stored >= cp
+                {
+                    self.publish(name, stored);
+                    return true;
+                }
+                next_poll = Instant::now() + STORED_POLL;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            let _ = tokio::time::timeout(left.min(Duration::from_millis(25)), rx.changed()).await;
+            let until_poll = next_poll.saturating_duration_since(Instant::now());
+            // A local batch committed: the signal is alive, so the stored checkpoint can wait
+            // another quiet period.
+            if let Ok(Ok(())) = tokio::time::timeout(left.min(until_poll), rx.changed()).await {
+                next_poll = Instant::now() + STORED_POLL;
+            }
         }
     }
 }
+
+/// The first poll interval after a batch. An empty read right after a wake-up usually means that
+/// another transaction of the cluster still holds the horizon below the new events (ADR 0002);
+/// it ends within a millisecond or two, and a writer is waiting for them (ADR 0023).
+const FIRST_POLL: Duration = Duration::from_millis(1);
+
+/// How long a read-your-writes waiter goes without reading the stored checkpoint.
+const STORED_POLL: Duration = Duration::from_millis(25);
 
 /// The stored checkpoint of the newest version of projection `name`.
 async fn stored_checkpoint(
@@ -445,7 +496,10 @@ impl ProjectorRuntime {
             match self.try_lead(&*p).await {
                 Ok(Some(lock_conn)) => {
                     tracing::info!(projection = name, "became leader");
-                    if let Err(e) = self.lead(&*p, lock_conn, &stop).await {
+                    self.progress.set_leading(name, true);
+                    let led = self.lead(&*p, lock_conn, &stop).await;
+                    self.progress.set_leading(name, false);
+                    if let Err(e) = led {
                         tracing::warn!(projection = name, error = %e, "leadership lost");
                     }
                 }
@@ -512,7 +566,7 @@ impl ProjectorRuntime {
             .await
             .map_err(|e| e.to_string())?;
         let mut last_check = Instant::now();
-        let mut poll = Duration::from_millis(5);
+        let mut poll = FIRST_POLL;
         let mut prefetched: Option<Vec<RecordedEvent>> = None;
         loop {
             if stop.is_cancelled() {
@@ -546,7 +600,7 @@ impl ProjectorRuntime {
                 poll = (poll * 2).min(self.config.max_poll);
                 continue;
             }
-            poll = Duration::from_millis(5);
+            poll = FIRST_POLL;
             let (done, next) = self.process_prefetching(p, &sink, cp, &events).await;
             match done {
                 Ok(c) => {

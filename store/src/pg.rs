@@ -137,6 +137,127 @@ impl PgEventStore {
         Ok(outcome)
     }
 
+    /// Appends the first events of several **new** streams of `tenant` and `stream_type` in one
+    /// statement inside a transaction the caller owns (group commit of creates, ADR 0023): the
+    /// same rows, hashes and conflict rule as one [`append_in`](Self::append_in) with
+    /// `ExpectedVersion::NoStream` and no idempotency key per stream, in one round trip instead
+    /// of one per stream. A stream that already exists violates the unique key and fails the
+    /// whole statement (the caller's transaction is then aborted). Returns one outcome per
+    /// stream, in order. The caller commits and then calls
+    /// [`notify_appended`](Self::notify_appended).
+    pub async fn append_new_streams_in(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        stream_type: &str,
+        streams: &[NewStream<'_>],
+    ) -> Result<Vec<AppendOutcome>> {
+        if streams.is_empty() {
+            return Ok(Vec::new());
+        }
+        if streams.iter().any(|s| s.events.is_empty()) {
+            return Err(StoreError::Invalid("nothing to append".into()));
+        }
+        let recorded_at = to_micros(Utc::now());
+        let rows_total: usize = streams.iter().map(|s| s.events.len()).sum();
+        let mut stream_ids = Vec::with_capacity(rows_total);
+        let mut versions: Vec<i64> = Vec::with_capacity(rows_total);
+        let mut ids = Vec::with_capacity(rows_total);
+        let mut types: Vec<&str> = Vec::with_capacity(rows_total);
+        let mut schema_versions: Vec<i32> = Vec::with_capacity(rows_total);
+        let mut datas: Vec<Box<RawValue>> = Vec::with_capacity(rows_total);
+        let mut metas: Vec<Box<RawValue>> = Vec::with_capacity(rows_total);
+        let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(rows_total);
+        for s in streams {
+            let meta = serde_json::to_value(s.metadata)
+                .map_err(|e| StoreError::Invalid(format!("metadata: {e}")))?;
+            let meta = raw_json(&meta)?;
+            let mut prev = GENESIS;
+            for (i, e) in s.events.iter().enumerate() {
+                let version = 1 + i as i64;
+                // Each payload is serialised once: these exact bytes are hashed and sent.
+                let data = raw_json(&e.data)?;
+                let digest = event_digest(&DigestInput {
+                    tenant_id: tenant.0,
+                    stream_type,
+                    stream_id: s.stream_id.0,
+                    event_id: e.event_id,
+                    event_type: &e.event_type,
+                    schema_version: e.schema_version,
+                    data: data.get(),
+                    metadata: meta.get(),
+                    recorded_at,
+                });
+                prev = chain(&prev, version, &digest);
+                stream_ids.push(s.stream_id.0);
+                versions.push(version);
+                ids.push(e.event_id);
+                types.push(e.event_type.as_str());
+                schema_versions.push(e.schema_version);
+                datas.push(data);
+                metas.push(meta.clone());
+                hashes.push(prev.to_vec());
+            }
+        }
+        let datas: Vec<Json<&RawValue>> = datas.iter().map(|d| Json(&**d)).collect();
+        let metas: Vec<Json<&RawValue>> = metas.iter().map(|d| Json(&**d)).collect();
+        let rows = sqlx::query(INSERT_NEW_STREAMS_SQL)
+            .bind(tenant.0)
+            .bind(stream_type)
+            .bind(recorded_at)
+            .bind(&stream_ids)
+            .bind(&versions)
+            .bind(&ids)
+            .bind(&types)
+            .bind(&schema_versions)
+            .bind(&datas)
+            .bind(&metas)
+            .bind(&hashes)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| {
+                StoreError::from_append(e, streams[0].stream_id.0, ExpectedVersion::NoStream)
+            })?;
+        if rows.len() != rows_total {
+            return Err(StoreError::Invalid(format!(
+                "inserted {} of {rows_total} events",
+                rows.len()
+            )));
+        }
+        let mut positions = std::collections::HashMap::with_capacity(rows.len());
+        let mut txid = None;
+        for r in &rows {
+            let id: Uuid = r.try_get(0)?;
+            positions.insert(id, r.try_get::<i64, _>(1)?);
+            txid = Some(r.try_get::<i64, _>(2)?);
+        }
+        let txid = txid.map(|t| t.to_string());
+        streams
+            .iter()
+            .map(|s| {
+                let pos = s
+                    .events
+                    .iter()
+                    .map(|e| {
+                        positions.get(&e.event_id).copied().ok_or_else(|| {
+                            StoreError::Invalid(format!("event {} not inserted", e.event_id))
+                        })
+                    })
+                    .collect::<Result<Vec<i64>>>()?;
+                Ok(AppendOutcome {
+                    stream_id: Some(s.stream_id.0),
+                    first_version: 1,
+                    next_version: s.events.len() as i64,
+                    first_position: pos.iter().copied().min(),
+                    last_position: pos.iter().copied().max(),
+                    transaction_id: txid.clone(),
+                    count: s.events.len() as i64,
+                    replayed: false,
+                })
+            })
+            .collect()
+    }
+
     /// Tells readers (local at once, other nodes through a coalesced NOTIFY) that events were
     /// committed.
     pub fn notify_appended(&self) {
@@ -450,6 +571,18 @@ const INSERT_DIRECT_SQL: &str = "INSERT INTO events (tenant_id, stream_type, str
        FROM unnest($5::uuid[], $6::text[], $7::int4[], $8::jsonb[], $11::bytea[]) \
             WITH ORDINALITY AS t(event_id, event_type, schema_version, data, hash, ord) \
      RETURNING global_position, transaction_id::text::int8";
+
+/// The batched INSERT of new streams ([`PgEventStore::append_new_streams_in`]). Like
+/// [`INSERT_DIRECT_SQL`] it needs no guard: every stream starts at version 1, and a stream that
+/// exists already violates the unique key (23505).
+const INSERT_NEW_STREAMS_SQL: &str = "INSERT INTO events (tenant_id, stream_type, stream_id, \
+     version, event_id, event_type, schema_version, data, metadata, recorded_at, hash) \
+     SELECT $1, $2, t.stream_id, t.version, t.event_id, t.event_type, t.schema_version, t.data, \
+            t.metadata, $3, t.hash \
+       FROM unnest($4::uuid[], $5::int8[], $6::uuid[], $7::text[], $8::int4[], $9::jsonb[], \
+                   $10::jsonb[], $11::bytea[]) \
+            AS t(stream_id, version, event_id, event_type, schema_version, data, metadata, hash) \
+     RETURNING event_id, global_position, transaction_id::text::int8";
 
 #[allow(clippy::too_many_arguments)]
 async fn append_function(

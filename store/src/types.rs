@@ -59,6 +59,17 @@ pub struct NewEvent {
     pub data: serde_json::Value,
 }
 
+/// One new stream of a batched append ([`crate::PgEventStore::append_new_streams_in`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewStream<'a> {
+    /// The stream to create.
+    pub stream_id: StreamId,
+    /// Its first events (versions 1, 2, …).
+    pub events: &'a [NewEvent],
+    /// The metadata of its events.
+    pub metadata: &'a EventMetadata,
+}
+
 impl NewEvent {
     /// A new event with a fresh v7 id.
     pub fn new(

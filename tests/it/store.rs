@@ -553,3 +553,118 @@ async fn another_nodes_append_wakes_listeners_through_notify() {
     stop.cancel();
     let _ = tokio::join!(bg_w, bg_r);
 }
+
+/// The batched append of new streams (ADR 0023) writes what one `append_in(NoStream)` per
+/// stream would: versions from 1, each stream's metadata, hash chains that verify, and
+/// outcomes whose positions and transaction are those of the stored rows. A stream that
+/// exists already fails the whole statement and leaves nothing behind.
+#[tokio::test]
+async fn batched_new_streams_write_verifiable_chains_and_conflict_as_a_whole() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let tenant = TenantId::new();
+    let streams = [StreamId::new(), StreamId::new(), StreamId::new()];
+    let events = [
+        vec![ev("A", 1), ev("B", 2)],
+        vec![ev("A", 3)],
+        vec![ev("A", 4), ev("B", 5), ev("C", 6)],
+    ];
+    let metas: Vec<_> = (0..3)
+        .map(|i| {
+            let mut m = meta();
+            m.actor = format!("user:batch-{i}");
+            m
+        })
+        .collect();
+    let batch: Vec<eventdesk_store::NewStream<'_>> = (0..3)
+        .map(|i| eventdesk_store::NewStream {
+            stream_id: streams[i],
+            events: &events[i],
+            metadata: &metas[i],
+        })
+        .collect();
+    let mut tx = t.db.pool.begin().await.unwrap();
+    let outcomes = store
+        .append_new_streams_in(&mut tx, tenant, "test", &batch)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(outcomes.len(), 3);
+    for (i, out) in outcomes.iter().enumerate() {
+        let stored = store.read_stream(tenant, streams[i], 1).await.unwrap();
+        assert_eq!(stored.len(), events[i].len());
+        assert_eq!(out.stream_id, Some(streams[i].0));
+        assert_eq!(out.first_version, 1);
+        assert_eq!(out.next_version, events[i].len() as i64);
+        assert_eq!(out.count, events[i].len() as i64);
+        assert!(!out.replayed);
+        assert_eq!(
+            out.first_position,
+            stored.iter().map(|e| e.global_position).min()
+        );
+        assert_eq!(
+            out.last_position,
+            stored.iter().map(|e| e.global_position).max()
+        );
+        assert_eq!(
+            out.checkpoint(),
+            stored.iter().map(|e| e.checkpoint()).max(),
+            "the outcome's checkpoint is its last stored event's"
+        );
+        for (j, e) in stored.iter().enumerate() {
+            assert_eq!(e.version, j as i64 + 1);
+            assert_eq!(e.event_id, events[i][j].event_id);
+            assert_eq!(e.event_type, events[i][j].event_type);
+            assert_eq!(e.data, events[i][j].data);
+            assert_eq!(e.metadata.actor, metas[i].actor);
+        }
+        assert_eq!(
+            verify_stream(&t.db.pool, tenant, streams[i]).await.unwrap(),
+            Ok(events[i].len() as u64)
+        );
+    }
+    assert_eq!(verify_all(&t.db.pool, Some(tenant)).await.unwrap(), Ok(6));
+    // One transaction for the whole batch.
+    let txids: std::collections::HashSet<_> =
+        outcomes.iter().map(|o| o.transaction_id.clone()).collect();
+    assert_eq!(txids.len(), 1, "{txids:?}");
+
+    // A batch naming an existing stream fails as a whole: the new stream beside it is not
+    // written either.
+    let fresh = StreamId::new();
+    let again = [ev("D", 7)];
+    let conflicting = [
+        eventdesk_store::NewStream {
+            stream_id: fresh,
+            events: &again,
+            metadata: &metas[0],
+        },
+        eventdesk_store::NewStream {
+            stream_id: streams[1],
+            events: &again,
+            metadata: &metas[0],
+        },
+    ];
+    let mut tx = t.db.pool.begin().await.unwrap();
+    let err = store
+        .append_new_streams_in(&mut tx, tenant, "test", &conflicting)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    tx.rollback().await.unwrap();
+    assert!(
+        store
+            .read_stream(tenant, fresh, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .read_stream(tenant, streams[1], 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

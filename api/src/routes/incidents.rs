@@ -8,6 +8,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
 use crate::extract::{IdempotencyKeyHeader, IfMatch, StrictJson, etag, parse_strict};
+use crate::tenant_rules::TenantRules;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -30,6 +31,7 @@ use eventdesk_projections::queries::paging::{MAX_LIMIT, Paging};
 use eventdesk_projections::queries::{QueryError, directory};
 use eventdesk_store::EventMetadata;
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// The read model writes wait for.
 const PROJECTION: &str = "incidents";
@@ -338,19 +340,31 @@ pub(crate) async fn check_refs(
     }
 }
 
-/// The tenant's SLA policies and calendars, for the SLA follow-up of incident commands.
-async fn sla_rules(state: &AppState, principal: &Principal) -> ApiResult<SlaRules> {
+/// The tenant's priority matrix and SLA policies and calendars (for the priority derivation
+/// and the SLA follow-up of incident commands), briefly cached (ADR 0023).
+async fn tenant_rules(state: &AppState, principal: &Principal) -> ApiResult<TenantRules> {
+    if let Some(r) = state
+        .tenant_rules
+        .cached(principal.tenant, std::time::Instant::now())
+    {
+        return Ok(r);
+    }
     let mut tx = state.tenant_tx(principal.tenant).await?;
-    let rules = state.sla_rules.load(&mut tx, principal.tenant).await?;
+    let rules = state
+        .tenant_rules
+        .load(&mut tx, &state.sla_rules, principal.tenant)
+        .await?;
     tx.commit().await?;
     Ok(rules)
 }
 
+/// The tenant's SLA policies and calendars, for the SLA follow-up of incident commands.
+async fn sla_rules(state: &AppState, principal: &Principal) -> ApiResult<Arc<SlaRules>> {
+    Ok(tenant_rules(state, principal).await?.sla)
+}
+
 async fn priority_matrix(state: &AppState, principal: &Principal) -> ApiResult<PriorityMatrix> {
-    let mut tx = state.tenant_tx(principal.tenant).await?;
-    let t = directory::get_tenant(&mut tx, principal.tenant).await?;
-    tx.commit().await?;
-    Ok(t.map(|t| t.priority_matrix).unwrap_or_default())
+    Ok(tenant_rules(state, principal).await?.matrix)
 }
 
 /// `POST /api/v1/incidents` → 201 with the incident, `Location` and `ETag`.
@@ -386,8 +400,7 @@ pub async fn create(
     )
     .await?;
     check_ci(&state, &principal, value.ci_id).await?;
-    let matrix = priority_matrix(&state, &principal).await?;
-    let sla = std::sync::Arc::new(sla_rules(&state, &principal).await?);
+    let TenantRules { matrix, sla } = tenant_rules(&state, &principal).await?;
     let id = IncidentId::new();
     let actor = principal.actor();
     let opts = Options {
@@ -416,13 +429,24 @@ pub async fn create(
         sla,
     };
     let done = state.creates.create(principal.tenant, new, opts).await?;
-    let id = done
+    let incident = done
         .state
         .incident()
-        .map(|i| i.id)
         .ok_or_else(|| ApiError::Internal("created incident has no state".into()))?;
-    state.wait_visible(PROJECTION, done.checkpoint()).await;
-    state.wait_visible(SLA_PROJECTION, done.checkpoint()).await;
+    let id = incident.id;
+    // A create writes `IncidentCreated` plus one `SlaTimerStarted` per timer it starts; the SLA
+    // timer read model changes only for the latter, so without timers there is nothing of
+    // this write for it to show (ADR 0023).
+    let started_timers = incident.sla.response.is_some() || incident.sla.resolution.is_some();
+    let cp = done.checkpoint();
+    if started_timers {
+        tokio::join!(
+            state.wait_visible(PROJECTION, cp),
+            state.wait_visible(SLA_PROJECTION, cp)
+        );
+    } else {
+        state.wait_visible(PROJECTION, cp).await;
+    }
     let detail = read_detail(&state, &principal, id).await?;
     let mut resp = with_etag(StatusCode::CREATED, detail);
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/incidents/{id}")) {

@@ -225,6 +225,7 @@ async fn calendar_response(
     status: StatusCode,
 ) -> ApiResult<Response> {
     state.wait_visible(PROJECTION, done.checkpoint()).await;
+    state.tenant_rules.invalidate(principal.tenant);
     let view = read_calendar(state, principal, id).await?;
     let location = (status == StatusCode::CREATED).then(|| format!("/api/v1/sla/calendars/{id}"));
     Ok(with_etag(status, view.version, location, &view))
@@ -519,6 +520,7 @@ async fn run_policy(
     )
     .await?;
     state.wait_visible(PROJECTION, done.checkpoint()).await;
+    state.tenant_rules.invalidate(principal.tenant);
     let view = read_policy(state, principal, id).await?;
     let location = (status == StatusCode::CREATED).then(|| format!("/api/v1/sla/policies/{id}"));
     Ok(with_etag(status, view.version, location, &view))
