@@ -124,7 +124,10 @@ async fn a_failed_batch_rolls_back_with_its_checkpoint_and_each_event_counts_onc
     let rt = ProjectorRuntime::new(store.clone(), vec![], fast_config());
     let out = rt.catch_up(&p).await.unwrap();
     assert_eq!(out.events, 40);
-    assert_eq!(p.calls.load(Ordering::SeqCst), 3);
+    // Two failed attempts of the first batch, then one call per committed batch (usually one;
+    // two when another database's open transaction held the cluster-wide horizon inside the
+    // 40 events at the first read).
+    assert_eq!(p.calls.load(Ordering::SeqCst) as u64, 2 + out.batches);
     assert_eq!(
         counter(&t.db.pool, "flaky").await,
         40,
