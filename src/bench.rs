@@ -1077,6 +1077,41 @@ async fn open_loop(
     Ok((total, s, start.elapsed()))
 }
 
+/// Events of the log not yet applied by each projection (newest version of each), by name.
+async fn projection_lags(pool: &PgPool) -> anyhow::Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT c.name, \
+         (SELECT count(*) FROM events e WHERE e.global_position > c.last_position) \
+         FROM (SELECT DISTINCT ON (name) name, last_position FROM projection_checkpoints \
+               ORDER BY name, version DESC) c ORDER BY c.name",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The `incidents` projection's lag now, and how long until every projection has applied the
+/// whole log (`None`: not within `limit`).
+async fn projections_catch_up(
+    pool: &PgPool,
+    limit: Duration,
+) -> anyhow::Result<(i64, Option<Duration>)> {
+    let t0 = Instant::now();
+    let lags = projection_lags(pool).await?;
+    let incidents = lags
+        .iter()
+        .find(|(n, _)| n == "incidents")
+        .map_or(0, |(_, l)| *l);
+    let mut lags = lags;
+    while lags.iter().any(|(_, l)| *l > 0) {
+        if t0.elapsed() > limit {
+            return Ok((incidents, None));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        lags = projection_lags(pool).await?;
+    }
+    Ok((incidents, Some(t0.elapsed())))
+}
+
 async fn bench_api(pool: &PgPool, config: &Config, a: ApiArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!a.clients.is_empty(), "--clients is empty");
     let http = reqwest::Client::builder()
@@ -1141,6 +1176,7 @@ async fn bench_api(pool: &PgPool, config: &Config, a: ApiArgs) -> anyhow::Result
     if warm.error_count() > 0 {
         println!("  warm-up errors: {}", warm.error_summary());
     }
+    projections_catch_up(pool, Duration::from_secs(120)).await?;
 
     println!(
         "{:>7} | {:>10} {:>8} {:>8} | {:>12} {:>8} {:>8} {:>7} | {:>6}",
@@ -1182,6 +1218,18 @@ async fn bench_api(pool: &PgPool, config: &Config, a: ApiArgs) -> anyhow::Result
             api / raw
         );
         cells.push((clients, api / raw, s));
+        // The creates answer before the projections have them (ADR 0024): how far behind the
+        // log the read models are when the load stops, and how long they take to catch up
+        // (the next cell starts only then, so it does not pay for this one's backlog).
+        let (behind, took) = projections_catch_up(pool, Duration::from_secs(120)).await?;
+        println!(
+            "        | read models at the end of the cell: incidents {} events behind, every              projection {}",
+            behind,
+            match took {
+                Some(t) => format!("caught up {:.2} s later", t.as_secs_f64()),
+                None => "NOT caught up within 120 s".into(),
+            }
+        );
     }
     for (clients, _, s) in &cells {
         if s.error_count() > 0 {
@@ -1207,6 +1255,14 @@ async fn bench_api(pool: &PgPool, config: &Config, a: ApiArgs) -> anyhow::Result
     if ol.error_count() > 0 {
         println!("  errors: {}", ol.error_summary());
     }
+    let (behind, caught) = projections_catch_up(pool, Duration::from_secs(120)).await?;
+    println!(
+        "  read models at the end: incidents {behind} events behind, every projection {}",
+        match caught {
+            Some(t) => format!("caught up {:.2} s later", t.as_secs_f64()),
+            None => "NOT caught up within 120 s".into(),
+        }
+    );
 
     let loaded = server.memory()?;
     println!(

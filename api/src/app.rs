@@ -27,6 +27,10 @@ pub struct AppState {
     /// The system pool (role `eventdesk_system`, BYPASSRLS): lookups before the tenant is
     /// known (login, API keys) and the projector. Every use is cross-tenant by design.
     pub system: PgPool,
+    /// A second system pool for the background work (projector runtime, SLA scheduler,
+    /// reactors, checkpointer, integration bus, monitor flusher, live tailer), so that their
+    /// batches never take the connections the request path's lookups need (API keys, login).
+    pub background: PgPool,
     /// The event store (appends through the application pool).
     pub store: PgEventStore,
     /// Configuration.
@@ -45,6 +49,8 @@ pub struct AppState {
     pub sla_rules: eventdesk_workers::SlaRulesCache,
     /// The permission sets of custom roles, briefly cached (ADR 0011).
     pub roles: crate::auth::RoleCache,
+    /// Verified API keys, briefly cached (ADR 0024).
+    pub api_keys: crate::auth::ApiKeyCache,
     /// The tenants' priority matrices and SLA rules, briefly cached (ADR 0023).
     pub tenant_rules: crate::tenant_rules::TenantRulesCache,
     /// The integration bus (ADR 0016): its SSRF guard and credential box serve the webhook and
@@ -56,6 +62,8 @@ pub struct AppState {
     pub live: crate::ws::LiveHub,
     /// Per-tenant rate limits (ADR 0019), in memory or shared through Redis.
     pub limiter: crate::rate_limit::RateLimiter,
+    /// Read-your-writes floors of writes that answered before their read models (ADR 0024).
+    pub sessions: Arc<crate::consistency::Sessions>,
 }
 
 impl AppState {
@@ -68,16 +76,18 @@ impl AppState {
         tenant: eventdesk_domain::TenantId,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         let started = std::time::Instant::now();
-        let mut tx = self
+        // One round trip: both statements go in one simple-protocol query. The tenant id is
+        // a UUID's canonical text (hex digits and dashes), so inlining it cannot inject.
+        let tx = self
             .db
             .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .begin_with(format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+                 SELECT set_config('app.tenant_id', '{}', true)",
+                tenant.0.hyphenated()
+            ))
             .await?;
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(tenant.0.to_string())
-            .execute(&mut *tx)
-            .await?;
-        // The pool's wait and two round trips: the performance monitor's `db` category.
+        // The pool's wait and the round trip: the performance monitor's `db` category.
         eventdesk_store::timing::record("read_tx_begin", started.elapsed());
         Ok(tx)
     }
@@ -199,8 +209,9 @@ impl Application {
         Db::migrate(&config.db()).await?;
         let db = Db::connect(config.db()).await?;
         let system = Db::connect(config.system_db()).await?;
+        let background = Db::connect(config.system_db()).await?;
         let store = PgEventStore::new(db.pool.clone(), Upcasters::new());
-        let system_store = store.with_pool(system.pool.clone());
+        let system_store = store.with_pool(background.pool.clone());
         let runtime = config.run_projections.then(|| {
             ProjectorRuntime::new(
                 system_store.clone(),
@@ -221,7 +232,7 @@ impl Application {
         let mut bus_config = config.bus();
         bus_config.observer = monitor.delivery_observer();
         let bus = eventdesk_bus::Bus::new(
-            system.pool.clone(),
+            background.pool.clone(),
             system_store.clone(),
             config.secret_box()?,
             eventdesk_bus::ssrf::Guard::new(config.allow_private_targets, config.bus_timeout),
@@ -244,6 +255,7 @@ impl Application {
             state: AppState {
                 db,
                 system: system.pool,
+                background: background.pool,
                 store,
                 config: Arc::new(config),
                 jwt: Arc::new(jwt),
@@ -253,11 +265,13 @@ impl Application {
                 creates,
                 sla_rules: eventdesk_workers::SlaRulesCache::default(),
                 roles: crate::auth::RoleCache::default(),
+                api_keys: crate::auth::ApiKeyCache::default(),
                 tenant_rules: crate::tenant_rules::TenantRulesCache::default(),
                 bus,
                 monitor,
                 live,
                 limiter,
+                sessions: Default::default(),
             },
             runtime,
         })
@@ -290,8 +304,8 @@ impl Application {
         // The SLA scheduler; several nodes may run it, they share its rows.
         let scheduler = self.state.config.run_sla_scheduler.then(|| {
             let s = eventdesk_workers::SlaScheduler::new(
-                self.state.system.clone(),
-                self.state.store.with_pool(self.state.system.clone()),
+                self.state.background.clone(),
+                self.state.store.with_pool(self.state.background.clone()),
                 self.state.clock.clone(),
                 self.state.sla_rules.clone(),
                 eventdesk_workers::SchedulerConfig::default(),
@@ -301,8 +315,8 @@ impl Application {
         // The problem reactor (ADR 0021); several nodes may run it, they share its rows.
         let reactor = self.state.config.run_reactors.then(|| {
             let r = eventdesk_workers::ProblemReactor::new(
-                self.state.system.clone(),
-                self.state.store.with_pool(self.state.system.clone()),
+                self.state.background.clone(),
+                self.state.store.with_pool(self.state.background.clone()),
                 self.state.clock.clone(),
                 eventdesk_workers::ReactorConfig::default(),
             );
@@ -311,7 +325,7 @@ impl Application {
         // The audit trail's periodic tenant checkpoints (ADR 0010).
         let interval = self.state.config.checkpoint_interval;
         let checkpointer = (!interval.is_zero()).then(|| {
-            let c = eventdesk_workers::Checkpointer::new(self.state.system.clone(), interval);
+            let c = eventdesk_workers::Checkpointer::new(self.state.background.clone(), interval);
             tokio::spawn(c.run(stop.clone()))
         });
         // The integration bus (ADR 0016); several nodes may run it, they share its rows.
@@ -325,11 +339,11 @@ impl Application {
             self.state
                 .monitor
                 .clone()
-                .run(self.state.system.clone(), stop.clone()),
+                .run(self.state.background.clone(), stop.clone()),
         );
         // Live events: one tailer for every WebSocket client of this process (ADR 0019).
         let live = tokio::spawn(self.state.live.clone().run(
-            self.state.store.with_pool(self.state.system.clone()),
+            self.state.store.with_pool(self.state.background.clone()),
             stop.clone(),
         ));
         let app = router(self.state.clone());
@@ -369,6 +383,7 @@ impl Application {
         let _ = waker_task.await;
         self.state.db.pool.close().await;
         self.state.system.close().await;
+        self.state.background.close().await;
         Ok(())
     }
 }

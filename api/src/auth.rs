@@ -139,6 +139,11 @@ pub const WS_PATH: &str = "/api/v1/ws";
 /// Authenticates a credential.
 pub async fn authenticate(state: &AppState, presented: &str) -> Result<Principal, ApiError> {
     if presented.starts_with("qg_") {
+        let fingerprint = ApiKeyCache::fingerprint(presented);
+        if let Some(p) = state.api_keys.get(&fingerprint) {
+            return Ok(p);
+        }
+        let generation = state.api_keys.generation();
         let mut conn = state.system.acquire().await?;
         let rec = eventdesk_auth::store::authenticate_api_key(
             &mut conn,
@@ -151,7 +156,7 @@ pub async fn authenticate(state: &AppState, presented: &str) -> Result<Principal
             _ => ApiError::Unauthorized,
         })?;
         let s = rec.summary;
-        return Ok(Principal {
+        let p = Principal {
             tenant: s.tenant_id,
             user_id: None,
             api_key_id: Some(s.id),
@@ -163,7 +168,9 @@ pub async fn authenticate(state: &AppState, presented: &str) -> Result<Principal
                 KeyMode::Live => AuthKind::LiveKey,
                 KeyMode::Test => AuthKind::TestKey,
             },
-        });
+        };
+        state.api_keys.put(fingerprint, &p, generation);
+        return Ok(p);
     }
     let claims =
         eventdesk_auth::jwt::verify(&state.jwt, presented).map_err(|_| ApiError::Unauthorized)?;
@@ -193,6 +200,72 @@ pub async fn authenticate(state: &AppState, presented: &str) -> Result<Principal
         permissions,
         kind: AuthKind::Jwt,
     })
+}
+
+/// How long a node trusts a verified API key before looking it up again (ADR 0024): the
+/// custom-role cache's bound. A key revoked through this node stops working at once; one
+/// revoked through another node within this time.
+pub const API_KEY_CACHE_TTL: Duration = Duration::from_secs(2);
+/// Entries beyond which expired ones are dropped.
+const API_KEY_CACHE_MAX: usize = 10_000;
+
+/// Verified API keys, by a SHA-256 fingerprint of the presented key (the key itself is not
+/// kept), for [`API_KEY_CACHE_TTL`]. Only successes are cached: an unknown or revoked key is
+/// looked up every time.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeyCache(Arc<Mutex<KeyMap>>);
+
+#[derive(Debug, Default)]
+struct KeyMap {
+    keys: HashMap<[u8; 32], (Instant, Principal)>,
+    /// Moves on every revocation, so that a lookup racing one is not cached.
+    generation: u64,
+}
+
+impl ApiKeyCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyMap> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The cache key of a presented API key.
+    pub fn fingerprint(presented: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(presented.as_bytes()).into()
+    }
+
+    fn get(&self, fingerprint: &[u8; 32]) -> Option<Principal> {
+        let map = self.lock();
+        map.keys
+            .get(fingerprint)
+            .filter(|(at, _)| at.elapsed() < API_KEY_CACHE_TTL)
+            .map(|(_, p)| p.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    fn put(&self, fingerprint: [u8; 32], p: &Principal, generation: u64) {
+        let mut map = self.lock();
+        if map.generation != generation {
+            return;
+        }
+        if map.keys.len() >= API_KEY_CACHE_MAX {
+            map.keys
+                .retain(|_, (at, _)| at.elapsed() < API_KEY_CACHE_TTL);
+        }
+        map.keys.insert(fingerprint, (Instant::now(), p.clone()));
+    }
+
+    /// Forgets key `id` (it was just revoked through this node).
+    pub fn forget(&self, id: ApiKeyId) {
+        let mut map = self.lock();
+        map.generation += 1;
+        map.keys.retain(|_, (_, p)| p.api_key_id != Some(id));
+    }
 }
 
 /// How long a node uses a custom role holder's permission set before reading it again.
@@ -306,17 +379,41 @@ impl RoleCache {
     }
 }
 
+/// The request's principal (authenticated once per request, then kept in its extensions).
+async fn principal_of(parts: &mut Parts, state: &AppState) -> Result<Principal, ApiError> {
+    if let Some(p) = parts.extensions.get::<Principal>() {
+        return Ok(p.clone());
+    }
+    let presented = credential(parts).ok_or(ApiError::Unauthorized)?;
+    let p = authenticate(state, &presented).await?;
+    parts.extensions.insert(p.clone());
+    Ok(p)
+}
+
+/// Extracting a principal also waits until the read models show the caller's earlier
+/// writes that answered before them (read-your-writes, ADR 0024).
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(p) = parts.extensions.get::<Principal>() {
-            return Ok(p.clone());
-        }
-        let presented = credential(parts).ok_or(ApiError::Unauthorized)?;
-        let p = authenticate(state, &presented).await?;
-        parts.extensions.insert(p.clone());
+        let p = principal_of(parts, state).await?;
+        crate::consistency::settle(state, &p, &parts.headers).await?;
         Ok(p)
+    }
+}
+
+/// The principal of a write that reads no read model its caller's earlier writes could be
+/// missing from (the incident create): no read-your-writes wait first (ADR 0024).
+#[derive(Debug, Clone)]
+pub struct Writer(pub Principal);
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // A malformed token is still refused.
+        crate::consistency::presented(&parts.headers)?;
+        Ok(Writer(principal_of(parts, state).await?))
     }
 }
 

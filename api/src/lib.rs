@@ -12,6 +12,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod consistency;
 pub mod dashboard;
 pub mod error;
 pub mod extract;

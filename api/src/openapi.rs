@@ -1689,8 +1689,9 @@ fn is_api(route: &str) -> bool {
 fn error_statuses(op: &Op, access: Access) -> Vec<u16> {
     let mut s: Vec<u16> = op.errors.to_vec();
     match access {
-        Access::Permission(_) => s.extend([401, 403]),
-        Access::Authenticated => s.push(401),
+        // 422: a malformed `X-Consistency-Token`.
+        Access::Permission(_) => s.extend([401, 403, 422]),
+        Access::Authenticated => s.extend([401, 422]),
         Access::Public => {}
     }
     if path_params(op.route).next().is_some() {
@@ -2022,6 +2023,9 @@ fn operation(op: &Op, access: Access) -> Value {
     if op.if_match {
         params.push(json!({ "$ref": "#/components/parameters/IfMatch" }));
     }
+    if access != Access::Public {
+        params.push(json!({ "$ref": "#/components/parameters/ConsistencyToken" }));
+    }
     if !params.is_empty() {
         o.insert("parameters".into(), Value::Array(params));
     }
@@ -2098,6 +2102,12 @@ fn operation(op: &Op, access: Access) -> Value {
         hdrs.insert(
             "Location".into(),
             json!({ "$ref": "#/components/headers/Location" }),
+        );
+    }
+    if op.method == Method::POST && op.route == "/api/v1/incidents" {
+        hdrs.insert(
+            "X-Consistency-Token".into(),
+            json!({ "$ref": "#/components/headers/ConsistencyToken" }),
         );
     }
     if !hdrs.is_empty() {
@@ -2429,6 +2439,13 @@ fn parameters() -> Value {
             "description": "Makes the request safe to retry (per tenant, kept 24 h): a repeat with the same key, route and body answers with the first answer (status, body, `Location`, `ETag`) and `Idempotent-Replayed: true`; the same key with a different request is `422 idempotency_key_reused`; a repeat while the first still runs is `409`. Answers 409, 412, 429 and 5xx are not kept: a retry runs again.",
             "schema": { "type": "string", "minLength": 1, "maxLength": 255 },
         },
+        "ConsistencyToken": {
+            "name": "X-Consistency-Token",
+            "in": "header",
+            "description": "The `X-Consistency-Token` of an earlier write (ADR 0024): the request first waits, for at most `EVENTDESK_CONSISTENCY_WAIT_MS`, until the read models show that write. Needed only on another node than the write's: on the same node a credential's requests always see its own writes. `422` if malformed.",
+            "schema": { "type": "string", "pattern": "^[0-9]+\\.[0-9]+$" },
+            "example": "1234.56789",
+        },
         "IfMatch": {
             "name": "If-Match",
             "in": "header",
@@ -2448,6 +2465,10 @@ fn headers() -> Value {
         },
         "Location": {
             "description": "The path of the created object.",
+            "schema": { "type": "string" },
+        },
+        "ConsistencyToken": {
+            "description": "The write's position in the log. The answer comes from the write's own events, before the read models have them; send it back as `X-Consistency-Token` on another node to read the write there (ADR 0024).",
             "schema": { "type": "string" },
         },
         "ContentDisposition": {

@@ -93,6 +93,20 @@ pub async fn create_incident(
     new: &NewIncident,
     opts: &Options,
 ) -> Result<Executed<IncidentAggregate>, CommandError<IncidentError>> {
+    Ok(create_incident_events(store, clock, tenant, new, opts)
+        .await?
+        .0)
+}
+
+/// [`create_incident`], also returning the events it wrote (`None` for a replay).
+async fn create_incident_events(
+    store: &PgEventStore,
+    clock: &dyn Clock,
+    tenant: TenantId,
+    new: &NewIncident,
+    opts: &Options,
+) -> Result<(Executed<IncidentAggregate>, Option<Vec<IncidentEvent>>), CommandError<IncidentError>>
+{
     let stream = StreamId(new.id.0);
     let mut tx = store.pool().begin().await?;
     let seq: i64 = sqlx::query_scalar(
@@ -124,21 +138,38 @@ pub async fn create_incident(
         tx.rollback().await?;
         let (state, version) =
             crate::load::<IncidentAggregate>(store, tenant, stream_of(&out, stream)).await?;
-        return Ok(Executed {
+        let executed = Executed {
             state,
             version,
             appended: Some(out),
-        });
+        };
+        return Ok((executed, None));
     }
     tx.commit().await?;
     store.notify_appended();
     for e in &events {
         state.evolve(e);
     }
-    Ok(Executed {
+    let executed = Executed {
         state,
         version: out.next_version,
         appended: Some(out),
+    };
+    Ok((executed, Some(events)))
+}
+
+/// [`create_incident`], keeping the events it wrote.
+async fn create_one(
+    store: &PgEventStore,
+    clock: &dyn Clock,
+    tenant: TenantId,
+    new: &NewIncident,
+    opts: &Options,
+) -> CreateResult {
+    let (executed, events) = create_incident_events(store, clock, tenant, new, opts).await?;
+    Ok(match events {
+        Some(events) => Created::new(executed, events),
+        None => Created::replayed(executed),
     })
 }
 
@@ -147,8 +178,32 @@ fn stream_of(out: &AppendOutcome, fallback: StreamId) -> StreamId {
     out.stream_id.map(StreamId).unwrap_or(fallback)
 }
 
-/// The answer to one create.
-type CreateResult = Result<Executed<IncidentAggregate>, CommandError<IncidentError>>;
+/// The answer to one create through the [`CreateBatcher`].
+pub type CreateResult = Result<Created, CommandError<IncidentError>>;
+
+/// One create's outcome: the incident after it, and the events it wrote (with their versions,
+/// from 1) — empty for a replayed idempotency key, whose first request wrote them.
+#[derive(Debug)]
+pub struct Created {
+    /// The aggregate, its version and the append.
+    pub executed: Executed<IncidentAggregate>,
+    /// The events this create appended, with their versions.
+    pub events: Vec<(i64, IncidentEvent)>,
+}
+
+impl Created {
+    fn new(executed: Executed<IncidentAggregate>, events: Vec<IncidentEvent>) -> Self {
+        let events = (1..).zip(events).collect();
+        Self { executed, events }
+    }
+
+    fn replayed(executed: Executed<IncidentAggregate>) -> Self {
+        Self {
+            executed,
+            events: Vec::new(),
+        }
+    }
+}
 
 /// One create waiting in a tenant's batch.
 struct Job {
@@ -265,9 +320,8 @@ impl CreateBatcher {
                 }
                 None => {
                     for job in batch {
-                        let r =
-                            create_incident(&self.store, &*self.clock, tenant, &job.new, &job.opts)
-                                .await;
+                        let r = create_one(&self.store, &*self.clock, tenant, &job.new, &job.opts)
+                            .await;
                         let _ = job.reply.send(r);
                     }
                 }
@@ -345,20 +399,23 @@ impl CreateBatcher {
                     for e in &events {
                         state.evolve(e);
                     }
-                    Ok(Executed {
+                    let executed = Executed {
                         state: *state,
                         version: out.next_version,
                         appended: Some(out),
-                    })
+                    };
+                    Ok(Created::new(executed, events))
                 }
                 Staged::Replayed(out) => {
                     let stream = stream_of(&out, StreamId(job.new.id.0));
                     crate::load::<IncidentAggregate>(&self.store, tenant, stream)
                         .await
-                        .map(|(state, version)| Executed {
-                            state,
-                            version,
-                            appended: Some(out),
+                        .map(|(state, version)| {
+                            Created::replayed(Executed {
+                                state,
+                                version,
+                                appended: Some(out),
+                            })
                         })
                 }
             });
@@ -433,11 +490,12 @@ impl CreateBatcher {
                         for e in &events {
                             state.evolve(e);
                         }
-                        Ok(Executed {
+                        let executed = Executed {
                             state,
                             version: out.next_version,
                             appended: Some(out),
-                        })
+                        };
+                        Ok(Created::new(executed, events))
                     }
                     None => Err(CommandError::Corrupt(
                         "fewer append outcomes than streams".into(),

@@ -117,6 +117,7 @@ pub async fn revoke(
     if !revoked {
         return Err(ApiError::NotFound);
     }
+    state.api_keys.forget(id);
     security::record(
         &state,
         principal.tenant,

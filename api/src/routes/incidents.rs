@@ -5,7 +5,7 @@
 //! own write at once from the list and the detail (see ADR 0006).
 
 use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::{Principal, Writer};
 use crate::error::{ApiError, ApiResult, FieldError, FieldErrors};
 use crate::extract::{IdempotencyKeyHeader, IfMatch, StrictJson, etag, parse_strict};
 use crate::tenant_rules::TenantRules;
@@ -15,7 +15,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use eventdesk_commands::incident::execute_incident;
+use eventdesk_commands::incident::{Created, execute_incident};
 use eventdesk_commands::{Executed, Options};
 use eventdesk_domain::incident::{IncidentAggregate, IncidentCommand};
 use eventdesk_domain::sla::timer::SlaRules;
@@ -24,10 +24,12 @@ use eventdesk_domain::values::{
     Urgency, WorkNoteBody, WorkNoteType,
 };
 use eventdesk_domain::{CategoryId, CiId, IncidentId, PriorityMatrix, StreamId, TeamId, UserId};
+use eventdesk_projections::queries::as_of::{NameBook, References, render_incident};
 use eventdesk_projections::queries::incidents::{
     IncidentDetail, IncidentFilter, IncidentSort, get_incident, list_incidents,
 };
 use eventdesk_projections::queries::paging::{MAX_LIMIT, Paging};
+use eventdesk_projections::queries::problems::KnownErrorView;
 use eventdesk_projections::queries::{QueryError, directory};
 use eventdesk_store::EventMetadata;
 use serde::Deserialize;
@@ -367,10 +369,79 @@ async fn priority_matrix(state: &AppState, principal: &Principal) -> ApiResult<P
     Ok(tenant_rules(state, principal).await?.matrix)
 }
 
-/// `POST /api/v1/incidents` → 201 with the incident, `Location` and `ETag`.
+/// What a create reads before it appends, in one tenant-scoped transaction: that the users,
+/// team, category and CI it refers to exist, the names its answer shows, and the known errors
+/// it suggests (ADR 0024).
+struct Prefetched {
+    names: NameBook,
+    suggestions: Vec<KnownErrorView>,
+}
+
+async fn prefetch(
+    state: &AppState,
+    principal: &Principal,
+    reporter: UserId,
+    value: &IncidentCreate,
+) -> ApiResult<Prefetched> {
+    let t = principal.tenant;
+    let mut refs = References::default();
+    refs.users.insert(reporter.0);
+    refs.users.extend(principal.actor().user_id().map(|u| u.0));
+    refs.users.extend(value.assignee_id.map(|u| u.0));
+    refs.team = value.team_id.map(|x| x.0);
+    refs.category = value.category_id.map(|x| x.0);
+    let mut tx = state.tenant_tx(t).await?;
+    let mut names = NameBook::default();
+    names.load(&mut tx, t, &refs).await?;
+    let ci_found = match value.ci_id {
+        Some(ci) => eventdesk_projections::queries::cmdb::get_ci(&mut tx, t, ci)
+            .await?
+            .is_some(),
+        None => true,
+    };
+    let mut errors = Vec::new();
+    if value.category_id.is_some() && !names.has_category() {
+        errors.push(FieldError::new("category_id", "no such category"));
+    }
+    if value.team_id.is_some() && !names.has_team() {
+        errors.push(FieldError::new("team_id", "no such team"));
+    }
+    if let Some(u) = value.assignee_id
+        && !names.has_user(u.0)
+    {
+        errors.push(FieldError::new("assignee_id", "no such user"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    if !ci_found {
+        return Err(ApiError::field("ci_id", "no such configuration item"));
+    }
+    // The detail shows suggestions to agents only (as `GET /incidents/{id}` does).
+    let suggestions = if principal.is_agent() {
+        eventdesk_projections::queries::problems::suggested_known_errors(
+            &mut tx,
+            t,
+            value.category_id,
+            value.ci_id,
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    tx.commit().await?;
+    Ok(Prefetched { names, suggestions })
+}
+
+/// `POST /api/v1/incidents` → 201 with the incident, `Location`, `ETag` and
+/// `X-Consistency-Token`.
+///
+/// The answer is rendered from the create's own events, not read back from the read model, so
+/// the create does not wait for the projector; the caller's next requests do, if they come
+/// before the projector has the incident (ADR 0024).
 pub async fn create(
     State(state): State<AppState>,
-    principal: Principal,
+    Writer(principal): Writer,
     headers: HeaderMap,
     idem: IdempotencyKeyHeader,
     StrictJson { value, body_hash }: StrictJson<IncidentCreate>,
@@ -391,15 +462,7 @@ pub async fn create(
     let (Some(title), Some(description), Some(reporter)) = (title, description, reporter) else {
         return Err(ApiError::BadRequest("invalid input".into()));
     };
-    check_refs(
-        &state,
-        &principal,
-        value.category_id,
-        value.team_id,
-        value.assignee_id,
-    )
-    .await?;
-    check_ci(&state, &principal, value.ci_id).await?;
+    let pre = prefetch(&state, &principal, reporter, &value).await?;
     let TenantRules { matrix, sla } = tenant_rules(&state, &principal).await?;
     let id = IncidentId::new();
     let actor = principal.actor();
@@ -428,29 +491,37 @@ pub async fn create(
         actor,
         sla,
     };
-    let done = state.creates.create(principal.tenant, new, opts).await?;
-    let incident = done
-        .state
-        .incident()
-        .ok_or_else(|| ApiError::Internal("created incident has no state".into()))?;
-    let id = incident.id;
-    // A create writes `IncidentCreated` plus one `SlaTimerStarted` per timer it starts; the SLA
-    // timer read model changes only for the latter, so without timers there is nothing of
-    // this write for it to show (ADR 0023).
-    let started_timers = incident.sla.response.is_some() || incident.sla.resolution.is_some();
-    let cp = done.checkpoint();
-    if started_timers {
+    let Created { executed, events } = state.creates.create(principal.tenant, new, opts).await?;
+    let cp = executed.checkpoint();
+    let detail = if events.is_empty() {
+        // A replayed idempotency key: the first request's incident, as the read models show
+        // it (they are past its write, or soon will be).
+        let id = executed
+            .state
+            .incident()
+            .ok_or_else(|| ApiError::Internal("created incident has no state".into()))?
+            .id;
         tokio::join!(
             state.wait_visible(PROJECTION, cp),
             state.wait_visible(SLA_PROJECTION, cp)
         );
+        read_detail(&state, &principal, id).await?
     } else {
-        state.wait_visible(PROJECTION, cp).await;
-    }
-    let detail = read_detail(&state, &principal, id).await?;
+        let mut detail = render_incident(&events, &pre.names, principal.is_agent())?
+            .ok_or_else(|| ApiError::Internal("created incident has no state".into()))?;
+        detail.suggested_known_errors = pre.suggestions;
+        if let Some(cp) = cp {
+            state.sessions.record(&principal, cp);
+        }
+        detail
+    };
+    let id = detail.incident.id;
     let mut resp = with_etag(StatusCode::CREATED, detail);
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/incidents/{id}")) {
         resp.headers_mut().insert(header::LOCATION, v);
+    }
+    if let Some(v) = cp.and_then(crate::consistency::header_value) {
+        resp.headers_mut().insert(crate::consistency::HEADER, v);
     }
     Ok(resp)
 }

@@ -696,9 +696,11 @@ pub async fn authorize(
     let auth_started = std::time::Instant::now();
     // Already authenticated by the rate limiter (which reported the time to the monitor)?
     let authenticated_before = parts.extensions.get::<Principal>().is_some();
-    let principal = <Principal as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-        &mut parts, &state,
-    )
+    // Without the read-your-writes wait: the handler's own extractor does it (ADR 0024), and
+    // the create, which needs none, skips it.
+    let crate::auth::Writer(principal) = <crate::auth::Writer as axum::extract::FromRequestParts<
+        AppState,
+    >>::from_request_parts(&mut parts, &state)
     .await?;
     // The performance monitor (ADR 0020): whose request, and how long authentication took.
     crate::monitor::note_tenant(principal.tenant);

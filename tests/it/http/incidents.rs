@@ -462,3 +462,114 @@ async fn attachments_are_stored_by_content_and_downloaded_as_attachments() {
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The create answers from its own events, before the projector has applied them (ADR 0024):
+/// with the incident read model stalled (its batch lock held), `POST` still answers 201 with
+/// `X-Consistency-Token`; another user does not see the incident yet; the creator's next
+/// request on the same node, and anyone's request presenting the token on another node, wait
+/// for the read model and then see exactly what the create answered.
+#[tokio::test]
+async fn create_answers_from_its_events_and_later_reads_wait_for_its_token() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let (agent, agent_token) = app.user(&t.admin, "operator").await;
+    let (_, other_admin) = app.user(&t.admin, "admin").await;
+    let post = |path: &'static str, body: serde_json::Value| {
+        let app = &app;
+        let token = t.admin.clone();
+        async move {
+            let r = app.call(Method::POST, path, Some(&token), Some(body)).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{path}: {:?}", r.body);
+            r.body["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let team = post("/api/v1/teams", json!({"name": "Messaging"})).await;
+    let category = post("/api/v1/categories", json!({"name": "Mail"})).await;
+    // Stall the incident projector of this database (not the cluster's other tests).
+    let mut stall = app.db.superuser.begin().await.expect("begin");
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind("eventdesk:projection-batch:incidents")
+        .execute(&mut *stall)
+        .await
+        .expect("take the batch lock");
+
+    let created = app
+        .call(
+            Method::POST,
+            "/api/v1/incidents",
+            Some(&agent_token),
+            Some(json!({
+                "title": "メールサーバー接続エラー", "description": "relay down",
+                "impact": "high", "urgency": "high",
+                "team_id": team, "category_id": category, "assignee_id": agent,
+            })),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    let token = created
+        .header("x-consistency-token")
+        .expect("X-Consistency-Token")
+        .to_owned();
+    assert_eq!(created.body["team"]["name"], "Messaging");
+    assert_eq!(created.body["category"]["name"], "Mail");
+    assert_eq!(created.body["assignee"]["id"], agent.to_string());
+    assert!(created.body["resolution_due_at"].is_string());
+    let path = format!("/api/v1/incidents/{id}");
+
+    // Not in the read model yet: someone else (no floor, no token) gets 404.
+    let r = app.call(Method::GET, &path, Some(&other_admin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
+
+    // A malformed token is refused, naming the header.
+    let r = app
+        .call_with(
+            Method::GET,
+            &path,
+            Some(&other_admin),
+            None,
+            &[("x-consistency-token", "yesterday")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.error_field(), Some("X-Consistency-Token"));
+
+    // The creator on this node, and another user presenting the token on another node, wait.
+    let sibling = app.sibling().await;
+    let creator_reads = app.call(Method::GET, &path, Some(&agent_token), None);
+    let creator_lists = app.call(Method::GET, "/api/v1/incidents", Some(&agent_token), None);
+    let with_token = async {
+        let r = sibling
+            .client
+            .get(format!("{}{path}", sibling.base))
+            .bearer_auth(&other_admin)
+            .header("x-consistency-token", &token)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        (status, r.json::<serde_json::Value>().await.expect("json"))
+    };
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        stall.commit().await.expect("release the batch lock");
+    };
+    let (own, listed, (status, by_token), ()) =
+        tokio::join!(creator_reads, creator_lists, with_token, release);
+    assert_eq!(own.status, StatusCode::OK, "{:?}", own.body);
+    assert_eq!(
+        own.body, created.body,
+        "the create's answer is the read model's"
+    );
+    assert_eq!(own.header("etag"), created.header("etag"));
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(
+        listed.body["data"][0]["id"],
+        id.as_str(),
+        "{:?}",
+        listed.body
+    );
+    assert_eq!(status, StatusCode::OK, "{by_token:?}");
+    assert_eq!(by_token, created.body);
+    sibling.stop().await;
+}
