@@ -5,9 +5,11 @@
 //! `X-Consistency-Token`, the position of the write in the log. A later request that must see
 //! the write waits, bounded by `EVENTDESK_CONSISTENCY_WAIT_MS`, until the incident and
 //! SLA-timer read models have applied that position:
-//! - **same credential, same node: automatically.** The node remembers the newest such
-//!   position per tenant × credential (user or API key) for a minute, and every request that
-//!   extracts a [`Principal`] waits for it first (a no-op once the projections are past it);
+//! - **same tenant, same node: automatically.** The node remembers the newest such position
+//!   per tenant for a minute, and every request of the tenant that extracts a [`Principal`]
+//!   waits for it first (a no-op once the projections are past it). Per tenant, not per
+//!   credential: an agent who opens the incident a requester just logged (or an integration's
+//!   key that lists it) must see it too;
 //! - **any node:** the client sends the token back in `X-Consistency-Token`.
 //!
 //! Every other write still answers after its read models have it (ADR 0006), so its token is
@@ -17,11 +19,11 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use axum::http::{HeaderMap, HeaderValue};
+use eventdesk_domain::TenantId;
 use eventdesk_store::Checkpoint;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
 /// The header that carries a write's position, in answers and in later requests.
 pub const HEADER: &str = "x-consistency-token";
@@ -56,31 +58,23 @@ pub fn header_value(cp: Checkpoint) -> Option<HeaderValue> {
     HeaderValue::from_str(&encode(cp)).ok()
 }
 
-/// The newest unapplied-write position per tenant × credential on this node.
+/// The newest create position per tenant on this node that its read models may not show yet.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    floors: Mutex<HashMap<(Uuid, Uuid), (Checkpoint, Instant)>>,
-}
-
-/// Who a floor belongs to: the user, else the API key.
-fn session_key(p: &Principal) -> Option<(Uuid, Uuid)> {
-    let credential = p.user_id.map(|u| u.0).or(p.api_key_id.map(|k| k.0))?;
-    Some((p.tenant.0, credential))
+    floors: Mutex<HashMap<TenantId, (Checkpoint, Instant)>>,
 }
 
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Uuid, Uuid), (Checkpoint, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, (Checkpoint, Instant)>> {
         match self.floors.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         }
     }
 
-    /// Remembers that `principal` wrote at `cp`, which its later requests must see.
-    pub fn record(&self, principal: &Principal, cp: Checkpoint) {
-        let Some(key) = session_key(principal) else {
-            return;
-        };
+    /// Remembers that `tenant` was written at `cp`, which its later requests must see.
+    pub fn record(&self, tenant: TenantId, cp: Checkpoint) {
+        let key = tenant;
         let now = Instant::now();
         let mut floors = self.lock();
         if floors.len() > PRUNE_ABOVE {
@@ -92,9 +86,10 @@ impl Sessions {
         }
     }
 
-    /// The position `principal`'s requests must see first, if it wrote within the last minute.
-    pub fn floor(&self, principal: &Principal) -> Option<Checkpoint> {
-        let key = session_key(principal)?;
+    /// The position `tenant`'s requests must see first, if it was written within the last
+    /// minute.
+    pub fn floor(&self, tenant: TenantId) -> Option<Checkpoint> {
+        let key = tenant;
         let mut floors = self.lock();
         match floors.get(&key) {
             Some((cp, at)) if at.elapsed() < REMEMBER => Some(*cp),
@@ -106,11 +101,9 @@ impl Sessions {
         }
     }
 
-    /// Forgets `principal`'s floor if it is still `cp` (the projections have passed it).
-    fn settled(&self, principal: &Principal, cp: Checkpoint) {
-        let Some(key) = session_key(principal) else {
-            return;
-        };
+    /// Forgets `tenant`'s floor if it is still `cp` (the projections have passed it).
+    fn settled(&self, tenant: TenantId, cp: Checkpoint) {
+        let key = tenant;
         let mut floors = self.lock();
         if floors.get(&key).is_some_and(|(c, _)| *c == cp) {
             floors.remove(&key);
@@ -131,14 +124,15 @@ pub fn presented(headers: &HeaderMap) -> Result<Option<Checkpoint>, ApiError> {
         .ok_or_else(|| ApiError::field("X-Consistency-Token", "not a consistency token"))
 }
 
-/// Waits (bounded) until the incident and SLA-timer read models show every write `principal`
-/// made on this node and the one `headers` presents; the start of every authenticated request.
+/// Waits (bounded) until the incident and SLA-timer read models show every create of
+/// `principal`'s tenant on this node and the write `headers` presents; the start of every
+/// authenticated request.
 pub async fn settle(
     state: &AppState,
     principal: &Principal,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
-    let session = state.sessions.floor(principal);
+    let session = state.sessions.floor(principal.tenant);
     let floor = match (session, presented(headers)?) {
         (Some(a), Some(b)) => a.max(b),
         (a, b) => match a.or(b) {
@@ -152,7 +146,7 @@ pub async fn settle(
         state.wait_visible(sla, Some(floor))
     );
     if session == Some(floor) {
-        state.sessions.settled(principal, floor);
+        state.sessions.settled(principal.tenant, floor);
     }
     Ok(())
 }

@@ -511,7 +511,7 @@ pub async fn create(
             .ok_or_else(|| ApiError::Internal("created incident has no state".into()))?;
         detail.suggested_known_errors = pre.suggestions;
         if let Some(cp) = cp {
-            state.sessions.record(&principal, cp);
+            state.sessions.record(principal.tenant, cp);
         }
         detail
     };

@@ -465,8 +465,8 @@ fn hex_of(bytes: &[u8]) -> String {
 
 /// The create answers from its own events, before the projector has applied them (ADR 0024):
 /// with the incident read model stalled (its batch lock held), `POST` still answers 201 with
-/// `X-Consistency-Token`; another user does not see the incident yet; the creator's next
-/// request on the same node, and anyone's request presenting the token on another node, wait
+/// `X-Consistency-Token` while the read model does not have the incident; the next requests
+/// of the tenant on the same node, and a request presenting the token on another node, wait
 /// for the read model and then see exactly what the create answered.
 #[tokio::test]
 async fn create_answers_from_its_events_and_later_reads_wait_for_its_token() {
@@ -517,9 +517,15 @@ async fn create_answers_from_its_events_and_later_reads_wait_for_its_token() {
     assert!(created.body["resolution_due_at"].is_string());
     let path = format!("/api/v1/incidents/{id}");
 
-    // Not in the read model yet: someone else (no floor, no token) gets 404.
-    let r = app.call(Method::GET, &path, Some(&other_admin), None).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
+    // Not in the read model yet.
+    let in_read_model = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM rm_incidents WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&app.db.superuser)
+            .await
+            .expect("count")
+    };
+    assert_eq!(in_read_model().await, 0);
 
     // A malformed token is refused, naming the header.
     let r = app
@@ -534,10 +540,21 @@ async fn create_answers_from_its_events_and_later_reads_wait_for_its_token() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_field(), Some("X-Consistency-Token"));
 
-    // The creator on this node, and another user presenting the token on another node, wait.
+    // The creator and another user of the tenant on this node, and another user presenting
+    // the token on another node, wait.
     let sibling = app.sibling().await;
+    // The other node knows nothing of the create: without the token it answers from its read
+    // model at once (404).
+    let r = sibling
+        .client
+        .get(format!("{}{path}", sibling.base))
+        .bearer_auth(&other_admin)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let creator_reads = app.call(Method::GET, &path, Some(&agent_token), None);
-    let creator_lists = app.call(Method::GET, "/api/v1/incidents", Some(&agent_token), None);
+    let other_lists = app.call(Method::GET, "/api/v1/incidents", Some(&other_admin), None);
     let with_token = async {
         let r = sibling
             .client
@@ -555,7 +572,7 @@ async fn create_answers_from_its_events_and_later_reads_wait_for_its_token() {
         stall.commit().await.expect("release the batch lock");
     };
     let (own, listed, (status, by_token), ()) =
-        tokio::join!(creator_reads, creator_lists, with_token, release);
+        tokio::join!(creator_reads, other_lists, with_token, release);
     assert_eq!(own.status, StatusCode::OK, "{:?}", own.body);
     assert_eq!(
         own.body, created.body,

@@ -1729,3 +1729,62 @@ async fn oversized_json_bodies_are_refused_with_413() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     app.stop().await;
 }
+
+/// A verified API key is cached for at most `API_KEY_CACHE_TTL` (2 s, ADR 0024): revoked
+/// through one node, it is refused there at once, and on another node that had it cached
+/// within that bound.
+#[tokio::test]
+async fn a_key_revoked_on_one_node_is_refused_on_another_within_the_cache_bound() {
+    let app = spawn().await;
+    let t = app.tenant("Acme").await;
+    let (key_id, key) = api_key(&app, &t.admin, json!({"name": "ci"})).await;
+    let other = app.sibling().await;
+    let on_other = |key: String| {
+        let (client, base) = (other.client.clone(), other.base.clone());
+        async move {
+            client
+                .get(format!("{base}/api/v1/incidents"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("request")
+                .status()
+        }
+    };
+    // Both nodes have verified (and cached) the key.
+    assert_eq!(on_other(key.clone()).await, StatusCode::OK);
+    let r = app
+        .call(Method::GET, "/api/v1/incidents", Some(&key), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{key_id}"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let revoked_at = std::time::Instant::now();
+    let r = app
+        .call(Method::GET, "/api/v1/incidents", Some(&key), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "this node: at once");
+    loop {
+        let status = on_other(key.clone()).await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            revoked_at.elapsed() < std::time::Duration::from_secs(10),
+            "the other node still accepts the revoked key after {:?}",
+            revoked_at.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    other.stop().await;
+    app.stop().await;
+}
