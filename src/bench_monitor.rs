@@ -151,6 +151,96 @@ async fn phase(
     Ok((rate, s, cpu * 1e6 / served.max(1) as f64))
 }
 
+/// The median of `v` (the mean of the middle two for an even count).
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Nanoseconds of CPU this thread has run (`/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> anyhow::Result<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+    Ok(s.split_whitespace()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("empty schedstat"))?
+        .parse()?)
+}
+
+/// The monitor's own work per request, without the network, the database or the other
+/// processes' noise: the outer router of `app::router` around a routed application whose one
+/// route reports what an authenticated GET reports (the route template from a `Router::layer`
+/// middleware like the rate limiter's, the tenant, authentication and authorisation times, one
+/// database operation), with the monitor's layer and without, alternately in batches on one
+/// thread. Returns the median CPU nanoseconds per request of each (on, off).
+fn bookkeeping() -> anyhow::Result<(f64, f64)> {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::extract::{MatchedPath, Request};
+    use eventdesk_api::monitor::{self, Category, Monitor, MonitorConfig};
+    use tower::{Layer, ServiceExt};
+
+    async fn handler() -> axum::http::StatusCode {
+        monitor::note_tenant(eventdesk_domain::TenantId(uuid::Uuid::from_u128(
+            0x0190_0000_0000_7000_8000_0000_0000_0001,
+        )));
+        monitor::note(Category::Auth, Duration::from_micros(250));
+        monitor::note(Category::Security, Duration::from_micros(3));
+        eventdesk_store::timing::record("read_tx_begin", Duration::from_micros(400));
+        axum::http::StatusCode::OK
+    }
+    async fn note_route(
+        request: Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        if let Some(m) = request.extensions().get::<MatchedPath>() {
+            monitor::note_route(m);
+        }
+        next.run(request).await
+    }
+    eventdesk_api::metrics::install();
+    let routed = Router::new()
+        .route("/api/v1/incidents", axum::routing::get(handler))
+        .layer(axum::middleware::from_fn(note_route));
+    let track = Monitor::new(MonitorConfig::default())
+        .layer()
+        .ok_or_else(|| anyhow::anyhow!("the monitor is off by default?"))?;
+    let on = Router::new().fallback_service(track.layer(routed.clone()));
+    let off = Router::new().fallback_service(routed);
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    const BATCH: u32 = 2_000;
+    let run = |app: &Router| -> anyhow::Result<f64> {
+        let t0 = thread_cpu_ns()?;
+        rt.block_on(async {
+            for _ in 0..BATCH {
+                let request = Request::builder()
+                    .uri("/api/v1/incidents?limit=20")
+                    .body(Body::empty())?;
+                let response = app.clone().oneshot(request).await?;
+                anyhow::ensure!(response.status().is_success(), "{}", response.status());
+            }
+            Ok(())
+        })?;
+        Ok((thread_cpu_ns()? - t0) as f64 / f64::from(BATCH))
+    };
+    // Warm-up (the first request of each registers its handles), then 25 batches each.
+    run(&on)?;
+    run(&off)?;
+    let (mut on_ns, mut off_ns) = (Vec::new(), Vec::new());
+    for i in 0..50 {
+        if i % 2 == 0 {
+            on_ns.push(run(&on)?);
+        } else {
+            off_ns.push(run(&off)?);
+        }
+    }
+    Ok((median(&on_ns), median(&off_ns)))
+}
+
 /// User + system CPU seconds of a process so far (`/proc/<pid>/stat`, clock ticks of 1/100 s).
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -231,11 +321,6 @@ pub async fn bench_monitor(config: &Config, a: MonitorArgs) -> anyhow::Result<()
         }
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let median = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
-    };
     let (on_rate, off_rate) = (mean(&on_all.0), mean(&off_all.0));
     let ratio = on_rate / off_rate;
     let (on_med, off_med) = (median(&on_all.0), median(&off_all.0));
@@ -276,19 +361,105 @@ pub async fn bench_monitor(config: &Config, a: MonitorArgs) -> anyhow::Result<()
         on_all.1.pct(0.99) / off_all.1.pct(0.99),
         on_cpu / off_cpu
     );
-    let errors = on_all.1.error_count() + off_all.1.error_count();
-    println!("\ntargets:");
+    // The verdicts: each round's two phases ran back to back, so the per-round differences
+    // estimate the monitor's cost and their spread the machine's noise. A target is met only
+    // if the whole 95 % interval of the mean cost is below 2 %, missed only if it is above.
+    let throughput_cost: Vec<f64> = on_all
+        .0
+        .iter()
+        .zip(&off_all.0)
+        .map(|(on, off)| (1.0 - on / off) * 100.0)
+        .collect();
+    let cpu_cost: Vec<f64> = on_all
+        .2
+        .iter()
+        .zip(&off_all.2)
+        .map(|(on, off)| (on / off - 1.0) * 100.0)
+        .collect();
+    let spread = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (hi - lo) / mean(v) * 100.0
+    };
     println!(
-        "  {} the monitor costs < 2 % of the throughput: {:.2} %",
-        verdict(off_rate > 0.0 && ratio > 0.98),
-        (1.0 - ratio) * 100.0
+        "noise: phases of the same side differ by up to {:.1} % (on) and {:.1} % (off) in \
+         req/s, {:.1} % and {:.1} % in server µs/req",
+        spread(&on_all.0),
+        spread(&off_all.0),
+        spread(&on_all.2),
+        spread(&off_all.2)
     );
+    let (book_on, book_off) = tokio::task::spawn_blocking(bookkeeping).await??;
     println!(
-        "  {} the monitor costs < 2 % of the server's CPU per request: {:.2} % (the figure \
-         other load on the machine disturbs least)",
-        verdict(off_cpu > 0.0 && on_cpu / off_cpu < 1.02),
-        (on_cpu / off_cpu - 1.0) * 100.0
+        "in-process, without network or database (the monitor's own work on the same router \
+         structure, CPU time of one thread): {:.2} µs per request on, {:.2} µs off: the \
+         monitor's bookkeeping is {:.2} µs, {:.2} % of the off side's server CPU per request",
+        book_on / 1000.0,
+        book_off / 1000.0,
+        (book_on - book_off) / 1000.0,
+        (book_on - book_off) / 1000.0 / off_cpu * 100.0
+    );
+    let errors = on_all.1.error_count() + off_all.1.error_count();
+    println!(
+        "\ntargets (cost: mean of the {} rounds' on/off differences, ± its 95 % interval):",
+        a.rounds
+    );
+    let (mark, text) = cost_verdict(&throughput_cost);
+    println!("  {mark} the monitor costs < 2 % of the throughput: {text}");
+    let (mark, text) = cost_verdict(&cpu_cost);
+    println!(
+        "  {mark} the monitor costs < 2 % of the server's CPU per request: {text} (the figure \
+         other load on the machine disturbs least)"
     );
     println!("  {} no failed requests: {errors}", verdict(errors == 0));
     Ok(())
+}
+
+/// A cost target of 2 % judged from per-round costs (percent): met if the 95 % interval of
+/// their mean is entirely below 2 %, not met if entirely above, unresolved otherwise (the noise
+/// is larger than what separates the cost from the target; more or longer rounds, or a quieter
+/// machine, would tell).
+fn cost_verdict(costs: &[f64]) -> (&'static str, String) {
+    let n = costs.len();
+    let m = costs.iter().sum::<f64>() / n.max(1) as f64;
+    if n < 2 {
+        return (
+            "[unresolved]",
+            format!("{m:.2} % from one round (no estimate of the noise: use --rounds 2 or more)"),
+        );
+    }
+    let var = costs.iter().map(|c| (c - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let half = student_t95(n - 1) * (var / n as f64).sqrt();
+    let text = format!(
+        "{m:.2} % ± {half:.2} (95 % interval {:.2} … {:.2} %; rounds: {})",
+        m - half,
+        m + half,
+        costs
+            .iter()
+            .map(|c| format!("{c:+.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mark = if m + half < 2.0 {
+        verdict(true)
+    } else if m - half > 2.0 {
+        verdict(false)
+    } else {
+        "[unresolved]"
+    };
+    (mark, text)
+}
+
+/// The two-sided 95 % quantile of Student's t with `df` degrees of freedom.
+fn student_t95(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        d if d <= T.len() => T[d - 1],
+        _ => 1.96,
+    }
 }

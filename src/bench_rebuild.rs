@@ -187,7 +187,10 @@ async fn populate(
 }
 
 /// A digest of each of the projection's tables (ordered rows), to compare two builds.
-async fn digests(pool: &PgPool, p: &dyn Projection) -> anyhow::Result<Vec<(String, i64, String)>> {
+pub(crate) async fn digests(
+    pool: &PgPool,
+    p: &dyn Projection,
+) -> anyhow::Result<Vec<(String, i64, String)>> {
     let mut out = Vec::new();
     for t in p.tables() {
         let (n, d): (i64, Option<String>) = sqlx::query_as(&format!(

@@ -116,17 +116,19 @@ pub fn router(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     // The rate limiter inside the monitor, so that its authentication and its 429s are
     // measured too.
-    let mut app = routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+    let routed = routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
         state.clone(),
         crate::rate_limit::limit,
     ));
-    if state.monitor.enabled() {
-        // Around the whole router (inside the header, trace and timeout layers).
-        app = app.layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::monitor::track,
-        ));
-    }
+    // The routed application is one service in an outer router, with the monitor (when on)
+    // around it, inside the header, trace and timeout layers. `Router::layer` would wrap every
+    // route instead, and each request would clone the stack of layers below (ADR 0020,
+    // addendum of session 5); the outer router is there in both modes, so that `off` differs
+    // only by the monitor.
+    let app = match state.monitor.layer() {
+        Some(track) => Router::new().fallback_service(tower::Layer::layer(&track, routed)),
+        None => Router::new().fallback_service(routed),
+    };
     app.layer(DefaultBodyLimit::max(routes::JSON_BODY_LIMIT))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::STRICT_TRANSPORT_SECURITY,

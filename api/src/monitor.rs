@@ -16,16 +16,19 @@
 //! ~140 s): a reported percentile is the upper bound of its bucket, at most 19 % above the true
 //! value. Alerts are durable and shared by all nodes.
 
-use crate::app::AppState;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use eventdesk_store::subscription::StopToken;
 use serde::Serialize;
 use sqlx::PgPool;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -248,11 +251,133 @@ struct Inner {
     pending: Mutex<Vec<Alert>>,
     node: String,
     started_at: DateTime<Utc>,
+    handles: Handles,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves consistent counters: keep using them.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The Prometheus handles of the monitor's metrics, registered on first use and kept.
+///
+/// A `metrics::counter!`/`histogram!` call with labels builds a key (a vector of labels, an
+/// owned string per dynamic label), hashes it, looks it up in the recorder's registry and
+/// allocates a handle, every time. Here a request costs one read lock, one lookup by the route
+/// template's `&str` and a short scan, then the handles' atomic updates; nothing is allocated
+/// once a (route, method, status) has been seen. The set of keys is bounded the same way the
+/// exported series are (route templates, methods, statuses).
+#[derive(Default)]
+struct Handles {
+    /// Route template (`unmatched` outside routes) → one entry per method and status.
+    http: RwLock<HashMap<Arc<str>, Vec<HttpHandles>>>,
+    /// `eventdesk_db_operation_duration_seconds{op}`, by operation.
+    db: RwLock<Vec<(&'static str, metrics::Histogram)>>,
+    /// `eventdesk_budget_violations_total{category}`, in [`Category::ALL`] order.
+    violations: [OnceLock<metrics::Counter>; 5],
+}
+
+struct HttpHandles {
+    method: Method,
+    status: u16,
+    requests: metrics::Counter,
+    seconds: metrics::Histogram,
+}
+
+/// The `route` label of requests that matched no route.
+const UNMATCHED: &str = "unmatched";
+
+impl HttpHandles {
+    fn record(&self, secs: f64) {
+        self.requests.increment(1);
+        self.seconds.record(secs);
+    }
+}
+
+impl Handles {
+    /// Counts one request in `eventdesk_http_requests_total` and its latency in
+    /// `eventdesk_http_request_duration_seconds`.
+    fn request(&self, method: &Method, route: &str, status: axum::http::StatusCode, secs: f64) {
+        let code = status.as_u16();
+        let found = |v: &Vec<HttpHandles>| {
+            v.iter()
+                .position(|h| h.status == code && h.method == *method)
+        };
+        {
+            let map = read(&self.http);
+            if let Some(v) = map.get(route)
+                && let Some(i) = found(v)
+            {
+                v[i].record(secs);
+                return;
+            }
+        }
+        let mut map = write(&self.http);
+        let v = match map.get_mut(route) {
+            Some(v) => v,
+            None => map.entry(Arc::from(route)).or_default(),
+        };
+        let i = match found(v) {
+            Some(i) => i,
+            None => {
+                let method_label = metrics::SharedString::from(method.as_str().to_owned());
+                let route_label = if route == UNMATCHED {
+                    metrics::SharedString::const_str(UNMATCHED)
+                } else {
+                    metrics::SharedString::from(route.to_owned())
+                };
+                let status_label = crate::metrics::status_label(status);
+                v.push(HttpHandles {
+                    method: method.clone(),
+                    status: code,
+                    requests: metrics::counter!(crate::metrics::HTTP_REQUESTS,
+                        "method" => method_label.clone(), "route" => route_label.clone(),
+                        "status" => status_label.clone()),
+                    seconds: metrics::histogram!(crate::metrics::HTTP_SECONDS,
+                        "method" => method_label, "route" => route_label, "status" => status_label),
+                });
+                v.len() - 1
+            }
+        };
+        v[i].record(secs);
+    }
+
+    /// Records one timed database operation in `eventdesk_db_operation_duration_seconds`.
+    fn db(&self, op: &'static str, secs: f64) {
+        {
+            let v = read(&self.db);
+            if let Some((_, h)) = v.iter().find(|(o, _)| *o == op) {
+                h.record(secs);
+                return;
+            }
+        }
+        let mut v = write(&self.db);
+        if let Some((_, h)) = v.iter().find(|(o, _)| *o == op) {
+            h.record(secs);
+            return;
+        }
+        let h = metrics::histogram!(crate::metrics::DB_SECONDS, "op" => op);
+        h.record(secs);
+        v.push((op, h));
+    }
+
+    /// Counts a violation in `eventdesk_budget_violations_total`.
+    fn violation(&self, category: Category) {
+        self.violations[category.index()]
+            .get_or_init(|| {
+                metrics::counter!(crate::metrics::BUDGET_VIOLATIONS,
+                    "category" => category.as_str())
+            })
+            .increment(1);
+    }
 }
 
 /// The monitor of one server. Cheap to clone; `off` records nothing.
@@ -285,6 +410,7 @@ impl Monitor {
                 pending: Mutex::new(Vec::new()),
                 node: format!("{host}:{}", std::process::id()),
                 started_at: Utc::now(),
+                handles: Handles::default(),
             })),
         }
     }
@@ -412,12 +538,14 @@ impl Inner {
             let mut shard = lock(self.shard(tenant));
             let t = shard.entry(tenant).or_default();
             if let Some(r) = route {
-                if !t.routes.contains_key(r) {
-                    t.routes.insert(r.to_owned(), RouteStats::default());
-                }
                 if let Some(rs) = t.routes.get_mut(r) {
                     rs.hist.add(ns);
                     rs.violations += u64::from(violated);
+                } else {
+                    let mut rs = RouteStats::default();
+                    rs.hist.add(ns);
+                    rs.violations += u64::from(violated);
+                    t.routes.insert(r.to_owned(), rs);
                 }
             }
             let c = &mut t.categories[category.index()];
@@ -438,8 +566,7 @@ impl Inner {
             }
         };
         if violated {
-            metrics::counter!(crate::metrics::BUDGET_VIOLATIONS, "category" => category.as_str())
-                .increment(1);
+            self.handles.violation(category);
         }
         if raised {
             self.raise(tenant, category, route, budget, took);
@@ -547,7 +674,7 @@ struct RequestCtx {
 
 impl eventdesk_store::timing::DbTimingSink for RequestCtx {
     fn record(&self, op: &'static str, took: Duration) {
-        metrics::histogram!(crate::metrics::DB_SECONDS, "op" => op).record(took.as_secs_f64());
+        self.inner.handles.db(op, took.as_secs_f64());
         if let Some(t) = self.tenant.get() {
             self.inner.sample(*t, Category::Db, None, took);
         }
@@ -573,69 +700,123 @@ pub fn note(category: Category, took: Duration) {
     });
 }
 
-/// A route layer: remembers the matched route template for [`track`] (which runs before
-/// routing, where it is not known yet).
-pub async fn note_route(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
-    if let Some(m) = matched {
-        let _ = CTX.try_with(|c| c.route.set(m));
-    }
-    next.run(request).await
+/// Tells the monitor the route template the request matched ([`Track`] runs outside the
+/// router, where it is not known). Called by the outermost per-route layer, the rate
+/// limiter's, which every routed request passes (no-op outside a monitored request).
+pub fn note_route(matched: &MatchedPath) {
+    let _ = CTX.try_with(|c| c.route.set(matched.clone()));
 }
 
-/// The outermost middleware (when the monitor is on): times the request, counts it in the
-/// Prometheus metrics by route template and status, and records it for its tenant.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(inner) = state.monitor.inner.clone() else {
-        return next.run(request).await;
-    };
-    let started = Instant::now();
-    let method = request.method().clone();
-    let ctx = Arc::new(RequestCtx {
-        inner,
-        tenant: OnceLock::new(),
-        route: OnceLock::new(),
-    });
-    let sink: Arc<dyn eventdesk_store::timing::DbTimingSink> = ctx.clone();
-    let response = CTX
-        .scope(
-            ctx.clone(),
-            eventdesk_store::timing::scope(sink, next.run(request)),
-        )
-        .await;
-    let took = started.elapsed();
-    let route: metrics::SharedString = match ctx.route.get() {
-        Some(m) => metrics::SharedString::from(m.as_str().to_owned()),
-        None => metrics::SharedString::const_str("unmatched"),
-    };
-    let status = crate::metrics::status_label(response.status());
-    let method_label = metrics::SharedString::from(method.as_str().to_owned());
-    metrics::counter!(crate::metrics::HTTP_REQUESTS,
-        "method" => method_label.clone(), "route" => route.clone(), "status" => status.clone())
-    .increment(1);
-    metrics::histogram!(crate::metrics::HTTP_SECONDS,
-        "method" => method_label, "route" => route, "status" => status)
-    .record(took.as_secs_f64());
-    if let (Some(t), Some(m)) = (ctx.tenant.get(), ctx.route.get()) {
-        // `METHOD /template` without allocating once the tenant has seen the route.
-        let mut key = [0u8; 320];
-        let label = route_key(&mut key, method.as_str(), m.as_str());
-        ctx.inner.sample(*t, Category::Api, Some(label), took);
+impl Monitor {
+    /// The layer that tracks every request ([`Track`]), or `None` when the monitor is off.
+    ///
+    /// It wraps the routed application as one service (`app::router` puts it in an outer
+    /// router's fallback), not each route: a `Router::layer` middleware is applied to every
+    /// route and clones the whole stack of layers below it, with their states, on each request.
+    pub fn layer(&self) -> Option<TrackLayer> {
+        self.inner.clone().map(|inner| TrackLayer { inner })
     }
-    response
 }
 
-/// Writes `METHOD route` into `buf` (truncated to fit) and returns it.
+/// Builds [`Track`] services ([`Monitor::layer`]).
+#[derive(Clone)]
+pub struct TrackLayer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TrackLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackLayer").finish_non_exhaustive()
+    }
+}
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, service: S) -> Track<S> {
+        Track {
+            inner: self.inner.clone(),
+            service,
+        }
+    }
+}
+
+/// Times each request, counts it in the Prometheus metrics by route template, method and
+/// status, and records it for its tenant; installs the request's context (tenant, route,
+/// database timings) for the layers and handlers inside.
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: Arc<Inner>,
+    service: S,
+}
+
+impl<S> std::fmt::Debug for Track<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Track").finish_non_exhaustive()
+    }
+}
+
+impl<S> tower::Service<Request> for Track<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let ctx = Arc::new(RequestCtx {
+            inner: self.inner.clone(),
+            tenant: OnceLock::new(),
+            route: OnceLock::new(),
+        });
+        let sink: Arc<dyn eventdesk_store::timing::DbTimingSink> = ctx.clone();
+        // The inner service is ready (the caller polled `poll_ready`); its future runs inside
+        // the request's context.
+        let future = self.service.call(request);
+        Box::pin(async move {
+            let response = CTX
+                .scope(ctx.clone(), eventdesk_store::timing::scope(sink, future))
+                .await?;
+            ctx.finish(&method, started.elapsed(), &response);
+            Ok(response)
+        })
+    }
+}
+
+impl RequestCtx {
+    /// The request's metrics and its tenant's `api` sample.
+    fn finish(&self, method: &Method, took: Duration, response: &Response) {
+        let route = self.route.get().map_or(UNMATCHED, MatchedPath::as_str);
+        self.inner
+            .handles
+            .request(method, route, response.status(), took.as_secs_f64());
+        if let (Some(t), Some(m)) = (self.tenant.get(), self.route.get()) {
+            // `METHOD /template` without allocating once the tenant has seen the route.
+            let mut key = [0u8; 320];
+            let label = route_key(&mut key, method.as_str(), m.as_str());
+            self.inner.sample(*t, Category::Api, Some(label), took);
+        }
+    }
+}
+
+/// Writes `METHOD route` into `buf` (truncated to fit, at a character boundary) and returns it.
 fn route_key<'a>(buf: &'a mut [u8; 320], method: &str, route: &str) -> &'a str {
     let mut n = 0;
     for part in [method, " ", route] {
-        for ch in part.chars() {
-            let len = ch.len_utf8();
-            if n + len > buf.len() {
-                break;
-            }
-            ch.encode_utf8(&mut buf[n..n + len]);
-            n += len;
+        let mut take = part.len().min(buf.len() - n);
+        while !part.is_char_boundary(take) {
+            take -= 1;
         }
+        buf[n..n + take].copy_from_slice(&part.as_bytes()[..take]);
+        n += take;
     }
     std::str::from_utf8(&buf[..n]).unwrap_or("")
 }
@@ -838,6 +1019,9 @@ mod tests {
         );
         let long = "é".repeat(400);
         let mut buf = [0u8; 320];
-        assert!(route_key(&mut buf, "GET", &long).len() <= 320);
+        let key = route_key(&mut buf, "GET", &long);
+        // Cut at a character boundary: 4 bytes of `GET `, then 158 whole `é`.
+        assert_eq!(key.len(), 320);
+        assert!(key.starts_with("GET éé"));
     }
 }

@@ -650,6 +650,13 @@ const EXEMPT: &[&str] = &["/healthz", "/readyz", "/metrics"];
 /// The middleware: authenticates once (the handler's extractor reuses the [`Principal`]),
 /// picks the key and quota, and answers 429 past the limit.
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // The performance monitor (ADR 0020) learns the route template here: this is the outermost
+    // layer of every route, so 429s and 401s have their route too.
+    if state.monitor.enabled()
+        && let Some(m) = request.extensions().get::<axum::extract::MatchedPath>()
+    {
+        crate::monitor::note_route(m);
+    }
     let limiter = &state.limiter;
     if !limiter.config().enabled || EXEMPT.contains(&request.uri().path()) {
         return next.run(request).await;

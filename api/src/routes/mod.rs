@@ -1032,8 +1032,6 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::metrics::routes())
         .merge(crate::dashboard::routes())
         .merge(protected)
-        // Tells the performance monitor the route template (ADR 0020).
-        .route_layer(middleware::from_fn(crate::monitor::note_route))
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }
