@@ -60,6 +60,15 @@ pub struct RebuildArgs {
     /// How long the swap waits for a lock (milliseconds) before it backs off and retries.
     #[arg(long, default_value_t = 300)]
     lock_timeout_ms: u64,
+    /// Parallel workers of the bulk phase (projections whose streams are independent).
+    #[arg(long, default_value_t = RebuildOptions::default().partitions)]
+    partitions: usize,
+    /// Connections of the index phase (different tables' indexes are built at once).
+    #[arg(long, default_value_t = RebuildOptions::default().index_connections)]
+    index_connections: usize,
+    /// `maintenance_work_mem` of the index builds.
+    #[arg(long, default_value_t = RebuildOptions::default().maintenance_work_mem)]
+    maintenance_work_mem: String,
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -377,7 +386,10 @@ async fn rebuild_cmd(config: &Config, a: RebuildArgs) -> anyhow::Result<()> {
     // the read models, as `migrate` does), not as the application or system role.
     let mut cfg = config.db();
     cfg.app_role = None;
-    cfg.max_connections = 6;
+    // The bulk workers, the reader, the checkpoint; the index phase opens its own.
+    cfg.max_connections = u32::try_from(a.partitions.max(1))
+        .unwrap_or(u32::MAX)
+        .saturating_add(4);
     let db = Db::connect(cfg)
         .await
         .context("connecting to the database (login user)")?;
@@ -387,6 +399,9 @@ async fn rebuild_cmd(config: &Config, a: RebuildArgs) -> anyhow::Result<()> {
         stop_after: a.stop_after,
         restart: a.restart,
         lock_timeout: std::time::Duration::from_millis(a.lock_timeout_ms.max(1)),
+        partitions: a.partitions.max(1),
+        index_connections: a.index_connections.max(1),
+        maintenance_work_mem: a.maintenance_work_mem.clone(),
         ..RebuildOptions::default()
     };
     let stop = StopToken::new();

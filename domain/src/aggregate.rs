@@ -27,9 +27,82 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug {
     }
 
     /// Rebuilds an event from its stored type name and (already upcast) payload.
+    ///
+    /// The payload is read in place, with the tag first: no copy of it into a
+    /// `{"type", "data"}` object, and no buffering of `data` until the tag is known (which
+    /// is what serde does for an adjacently tagged enum whose tag comes second, as it does in
+    /// a `serde_json::Value` object, whose keys are sorted). Replays and rebuilds decode every
+    /// event of the log through here.
     fn decode(event_type: &str, data: &serde_json::Value) -> Result<Self, EventCodecError> {
-        let v = serde_json::json!({ "type": event_type, "data": data });
-        serde_json::from_value(v).map_err(|e| EventCodecError(format!("{event_type}: {e}")))
+        Self::deserialize(Tagged { event_type, data })
+            .map_err(|e| EventCodecError(format!("{event_type}: {e}")))
+    }
+}
+
+/// `{"type": event_type, "data": data}` as a deserializer, borrowing both, tag first.
+struct Tagged<'a> {
+    event_type: &'a str,
+    data: &'a serde_json::Value,
+}
+
+impl<'de> serde::Deserializer<'de> for Tagged<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_map(TaggedEntries {
+            tagged: self,
+            next: 0,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+struct TaggedEntries<'a> {
+    tagged: Tagged<'a>,
+    /// 0: the tag is next, 1: the payload, 2: done.
+    next: u8,
+}
+
+impl<'de> serde::de::MapAccess<'de> for TaggedEntries<'de> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        let key = match self.next {
+            0 => "type",
+            1 => "data",
+            _ => return Ok(None),
+        };
+        seed.deserialize(serde::de::value::BorrowedStrDeserializer::new(key))
+            .map(Some)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.next += 1;
+        if self.next == 1 {
+            seed.deserialize(serde::de::value::BorrowedStrDeserializer::new(
+                self.tagged.event_type,
+            ))
+        } else {
+            seed.deserialize(self.tagged.data)
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(2usize.saturating_sub(usize::from(self.next)))
     }
 }
 

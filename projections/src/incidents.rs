@@ -215,6 +215,17 @@ impl Projection for IncidentProjection {
         true
     }
 
+    /// The three lists are written with `ON CONFLICT DO NOTHING` (no target), and only for
+    /// the events the fold applies — those above the incident row's version, which moves in
+    /// the same transaction — so a replay adds no row twice.
+    fn keys_after_bulk(&self) -> &'static [&'static str] {
+        &[
+            "rm_incident_history",
+            "rm_incident_work_notes",
+            "rm_incident_attachments",
+        ]
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

@@ -73,6 +73,9 @@ pub struct RebuildOptions {
     /// Parallel transactions of the bulk phase, for projections whose streams are independent
     /// ([`Projection::streams_independent`]).
     pub partitions: usize,
+    /// Connections of the index phase: the indexes of different tables are built at the same
+    /// time (those of one table, one after the other).
+    pub index_connections: usize,
 }
 
 impl Default for RebuildOptions {
@@ -87,6 +90,7 @@ impl Default for RebuildOptions {
             swap_tail_max: 5000,
             maintenance_work_mem: "256MB".into(),
             partitions: 2,
+            index_connections: 2,
         }
     }
 }
@@ -437,8 +441,9 @@ impl Rebuild<'_> {
     ///
     /// A reader task reads and decodes the batches ahead (two in flight) while this task
     /// applies them, so decoding and applying run on two cores. With `partitioned` (the bulk
-    /// phase) and a projection whose streams are independent, each batch is applied in
-    /// [`RebuildOptions::partitions`] parallel transactions, by stream.
+    /// phase) and a projection whose streams are independent, the batches are applied by
+    /// [`RebuildOptions::partitions`] workers, each taking its share of the streams
+    /// ([`apply_pipelined`](Self::apply_pipelined)).
     async fn apply_until_head(
         &self,
         sink: &Sink,
@@ -452,95 +457,197 @@ impl Rebuild<'_> {
         } else {
             1
         };
-        let part_sink = Sink::shadow_partition(self.p.as_ref(), &self.schema);
-        let mut cp = self.shadow_checkpoint().await?;
+        let cp = self.shadow_checkpoint().await?;
         let target = snapshot_edge(self.pool()).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<RecordedEvent>, String>>(2);
         let reader = tokio::spawn(read_ahead(self.store.clone(), cp, batch, target, tx));
+        let result = if partitions > 1 {
+            self.apply_pipelined(&runtime, &mut rx, cp, partitions)
+                .await
+        } else {
+            self.apply_in_order(&runtime, sink, &mut rx, cp).await
+        };
+        drop(rx);
+        reader.abort();
+        let (events, cp) = result?;
+        Ok((events, started.elapsed(), cp))
+    }
+
+    /// Applies the batches from `rx` one after the other, each in one transaction with the
+    /// shadow checkpoint (the live runtime's code path). Returns (events, checkpoint reached).
+    async fn apply_in_order(
+        &self,
+        runtime: &ProjectorRuntime,
+        sink: &Sink,
+        rx: &mut tokio::sync::mpsc::Receiver<Result<Vec<RecordedEvent>, String>>,
+        mut cp: Checkpoint,
+    ) -> Result<(u64, Checkpoint), RebuildError> {
         let mut events = 0u64;
-        let result = loop {
-            if self.should_stop() {
-                break Ok(());
-            }
+        while !self.should_stop() {
             let Some(next) = rx.recv().await else {
-                break Ok(()); // caught up
+                break; // caught up
             };
-            let batch = match next {
-                Ok(b) => b,
-                Err(e) => break Err(RebuildError::Apply(e)),
-            };
+            let batch = next.map_err(RebuildError::Apply)?;
             let Some(last) = batch.last().map(RecordedEvent::checkpoint) else {
                 continue;
             };
             let n = batch.len() as u64;
-            let applied = if partitions > 1 {
-                self.apply_partitioned(&runtime, &part_sink, cp, batch, partitions)
-                    .await
-            } else {
-                match runtime.process(self.p.as_ref(), sink, cp, &batch).await {
-                    Ok(done) if done == last => Ok(()),
-                    Ok(other) => Err(RebuildError::Apply(format!(
+            match runtime.process(self.p.as_ref(), sink, cp, &batch).await {
+                Ok(done) if done == last => {}
+                Ok(other) => {
+                    return Err(RebuildError::Apply(format!(
                         "the shadow checkpoint ended at {other:?}, not {last:?}"
-                    ))),
-                    Err(()) => Err(RebuildError::Apply(
-                        "the shadow checkpoint was moved by someone else".into(),
-                    )),
+                    )));
                 }
-            };
-            if let Err(e) = applied {
-                break Err(e);
+                Err(()) => {
+                    return Err(RebuildError::Apply(
+                        "the shadow checkpoint was moved by someone else".into(),
+                    ));
+                }
             }
             cp = last;
             events += n;
             self.applied.fetch_add(n, Ordering::Relaxed);
             (self.report)(RebuildEvent::Applied { events: n });
-        };
-        drop(rx);
-        reader.abort();
-        result?;
-        Ok((events, started.elapsed(), cp))
+        }
+        Ok((events, cp))
     }
 
-    /// Applies `batch` as `partitions` parallel transactions (events split by stream, each
-    /// part in log order), then moves the shadow checkpoint from `cp` past the batch. A crash
-    /// between the two replays the batch, which such a projection ignores.
-    async fn apply_partitioned(
+    /// The bulk phase of a projection whose streams are independent: `partitions` workers,
+    /// each with its share of the streams of every batch (by stream id), apply their parts in
+    /// log order, each part in one transaction (retries, isolation and dead letters as in the
+    /// live runtime); the shadow checkpoint moves past a batch once every part of it, and of
+    /// the batches before it, has committed. A worker goes on with its part of the next
+    /// batch while the others still apply theirs, so no core waits for a batch's slowest part.
+    /// A crash replays the batches after the checkpoint, which such a projection ignores where
+    /// they were applied already. Returns (events, checkpoint reached).
+    async fn apply_pipelined(
         &self,
         runtime: &ProjectorRuntime,
+        rx: &mut tokio::sync::mpsc::Receiver<Result<Vec<RecordedEvent>, String>>,
+        mut cp: Checkpoint,
+        partitions: usize,
+    ) -> Result<(u64, Checkpoint), RebuildError> {
+        /// A batch handed to the workers, not yet behind the checkpoint.
+        struct InFlight {
+            seq: u64,
+            last: RecordedEvent,
+            events: u64,
+            parts_pending: usize,
+        }
+        let sink = Sink::shadow_partition(self.p.as_ref(), &self.schema);
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, bool)>();
+        let mut workers = Vec::with_capacity(partitions);
+        let mut tasks = Vec::with_capacity(partitions);
+        for _ in 0..partitions {
+            let (work_tx, mut work_rx) =
+                tokio::sync::mpsc::channel::<(u64, Checkpoint, Vec<RecordedEvent>)>(1);
+            let (runtime, p, sink, done_tx) = (
+                runtime.clone(),
+                self.p.clone(),
+                sink.clone(),
+                done_tx.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                while let Some((seq, cp, part)) = work_rx.recv().await {
+                    let ok = runtime.process(p.as_ref(), &sink, cp, &part).await.is_ok();
+                    if done_tx.send((seq, ok)).is_err() {
+                        return;
+                    }
+                }
+            }));
+            workers.push(work_tx);
+        }
+        drop(done_tx);
+        let mut inflight: std::collections::VecDeque<InFlight> = Default::default();
+        let (mut seq, mut events, mut read_all) = (0u64, 0u64, false);
+        let result = 'run: loop {
+            // Batches whose parts all committed, in order: the checkpoint moves past them.
+            while inflight.front().is_some_and(|b| b.parts_pending == 0) {
+                let Some(b) = inflight.pop_front() else { break };
+                if let Err(e) = self.move_checkpoint(&sink, cp, &b.last, b.events).await {
+                    break 'run Err(e);
+                }
+                cp = b.last.checkpoint();
+                events += b.events;
+                self.applied.fetch_add(b.events, Ordering::Relaxed);
+                (self.report)(RebuildEvent::Applied { events: b.events });
+            }
+            let dispatch = !read_all && !self.should_stop() && inflight.len() < 3;
+            if !dispatch && inflight.is_empty() {
+                break Ok(());
+            }
+            tokio::select! {
+                next = rx.recv(), if dispatch => match next {
+                    None => read_all = true,
+                    Some(Err(e)) => break Err(RebuildError::Apply(e)),
+                    Some(Ok(batch)) => {
+                        let Some(last) = batch.last().cloned() else { continue };
+                        let start = inflight.back().map_or(cp, |b| b.last.checkpoint());
+                        let n = batch.len() as u64;
+                        let mut parts: Vec<Vec<RecordedEvent>> =
+                            (0..partitions).map(|_| Vec::new()).collect();
+                        for e in batch {
+                            let i = (e.stream_id.0.as_u128() % partitions as u128) as usize;
+                            parts[i].push(e);
+                        }
+                        seq += 1;
+                        let mut pending = 0;
+                        for (worker, part) in workers.iter().zip(parts) {
+                            if part.is_empty() {
+                                continue;
+                            }
+                            pending += 1;
+                            if worker.send((seq, start, part)).await.is_err() {
+                                break;
+                            }
+                        }
+                        inflight.push_back(InFlight { seq, last, events: n, parts_pending: pending });
+                    }
+                },
+                done = done_rx.recv() => match done {
+                    Some((s, true)) => {
+                        if let Some(b) = inflight.iter_mut().find(|b| b.seq == s) {
+                            b.parts_pending = b.parts_pending.saturating_sub(1);
+                        }
+                    }
+                    Some((_, false)) => {
+                        break Err(RebuildError::Apply(
+                            "a partition of a batch did not apply".into(),
+                        ));
+                    }
+                    None => break Err(RebuildError::Apply("the bulk workers ended".into())),
+                },
+            }
+        };
+        drop(workers);
+        for t in tasks {
+            if result.is_err() {
+                t.abort();
+            }
+            let _ = t.await;
+        }
+        result.map(|()| (events, cp))
+    }
+
+    /// Moves the shadow checkpoint from `cp` past `last` (a batch of `n` events whose parts
+    /// have all committed), with its dead-letter state.
+    async fn move_checkpoint(
+        &self,
         sink: &Sink,
         cp: Checkpoint,
-        batch: Vec<RecordedEvent>,
-        partitions: usize,
+        last: &RecordedEvent,
+        n: u64,
     ) -> Result<(), RebuildError> {
-        let Some(last) = batch.last().cloned() else {
-            return Ok(());
-        };
-        let n = batch.len();
-        let mut parts: Vec<Vec<RecordedEvent>> = (0..partitions).map(|_| Vec::new()).collect();
-        for e in batch {
-            let i = (e.stream_id.0.as_u128() % partitions as u128) as usize;
-            parts[i].push(e);
-        }
-        let tasks: Vec<_> = parts
-            .into_iter()
-            .filter(|part| !part.is_empty())
-            .map(|part| {
-                let (runtime, p, sink) = (runtime.clone(), self.p.clone(), sink.clone());
-                tokio::spawn(async move { runtime.process(p.as_ref(), &sink, cp, &part).await })
-            })
-            .collect();
-        for t in tasks {
-            match t.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(())) => {
-                    return Err(RebuildError::Apply(
-                        "a partition of the batch did not apply".into(),
-                    ));
-                }
-                Err(e) => return Err(RebuildError::Apply(e.to_string())),
-            }
-        }
         let next = last.checkpoint();
+        // Like the partitions' commits (and every projection commit, ADR 0005), this one need
+        // not wait for the WAL flush: WAL is flushed in order, so if it survives a crash, the
+        // partitions committed before it survive too; if it is lost, the batch is applied
+        // again, which changes nothing.
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SELECT set_config('synchronous_commit', 'off', true)")
+            .execute(&mut *tx)
+            .await?;
         let moved = sqlx::query(
             "UPDATE public.projection_rebuilds SET last_txid = $2::int8::text::xid8, \
              last_position = $3, last_recorded_at = $4, \
@@ -561,13 +668,14 @@ impl Rebuild<'_> {
         .bind(sink.dead_letter_name())
         .bind(cp.transaction_id as i64)
         .bind(cp.position)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
         if moved.rows_affected() != 1 {
             return Err(RebuildError::Apply(
                 "the shadow checkpoint was moved by someone else".into(),
             ));
         }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -662,7 +770,7 @@ impl Rebuild<'_> {
             .execute(&mut *tx)
             .await?;
         for t in p.tables() {
-            let plan = TablePlan::read(&mut tx, t, &self.schema).await?;
+            let plan = TablePlan::read(&mut tx, t, &self.schema, self.keys_late(t)).await?;
             for stmt in &plan.create {
                 sqlx::query(stmt).execute(&mut *tx).await.map_err(|e| {
                     RebuildError::Unsupported(format!("copying the shape of {t}: {e}: {stmt}"))
@@ -710,56 +818,155 @@ impl Rebuild<'_> {
     // index
     // -----------------------------------------------------------------------------------------
 
-    /// Builds the live tables' secondary indexes on the shadow tables, one at a time, without
-    /// holding a transaction id. Returns false if stopped in between (resumable: an index
-    /// already built is kept, one interrupted half-way is dropped and built again).
+    /// Builds the live tables' secondary indexes (and the keys of
+    /// [`Projection::keys_after_bulk`]) on the shadow tables, without holding a transaction
+    /// id, then fresh statistics of each table but the derived ones. Returns false if stopped
+    /// in between (resumable: an index already built is kept, one interrupted half-way is
+    /// dropped and built again, a key whose index is built is attached).
+    ///
+    /// [`RebuildOptions::index_connections`] connections work through the tables, the most
+    /// expensive first; one table's indexes are built one after the other on one connection
+    /// (two concurrent builds on one table wait for each other), different tables' at the
+    /// same time.
     async fn build_indexes(&self) -> Result<bool, RebuildError> {
+        let mut work = Vec::new();
+        {
+            let mut tx = self.pool().begin().await?;
+            sqlx::query("SET LOCAL search_path = pg_catalog")
+                .execute(&mut *tx)
+                .await?;
+            for t in self.p.tables() {
+                let plan = TablePlan::read(&mut tx, t, &self.schema, self.keys_late(t)).await?;
+                let size: i64 = sqlx::query_scalar(
+                    "SELECT coalesce(pg_relation_size(to_regclass(format('%I.%I', $1::text, \
+                     $2::text))), 0)",
+                )
+                .bind(&self.schema)
+                .bind(t)
+                .fetch_one(&mut *tx)
+                .await?;
+                // A trigram GIN build costs tens of b-tree builds of the same table.
+                let weight: i64 = plan
+                    .deferred_indexes
+                    .iter()
+                    .map(|d| {
+                        if d.create.contains(" USING gin ") || d.create.contains(" USING gist ") {
+                            20
+                        } else {
+                            1
+                        }
+                    })
+                    .sum();
+                work.push((size.max(1) * (weight + 1), *t, plan.deferred_indexes));
+            }
+            tx.commit().await?;
+        }
+        work.sort_by_key(|w| std::cmp::Reverse(w.0));
+        let queue = std::sync::Mutex::new(
+            work.into_iter()
+                .map(|(_, t, d)| (t, d))
+                .collect::<std::collections::VecDeque<_>>(),
+        );
+        let workers = (0..self.opts.index_connections.max(1)).map(|_| self.index_worker(&queue));
+        let done = futures::future::try_join_all(workers).await?;
+        Ok(done.into_iter().all(|d| d))
+    }
+
+    /// One connection of the index phase: takes the next table from `queue`, builds its
+    /// indexes and keys, analyses it; until the queue is empty (true) or the run stops (false).
+    async fn index_worker(
+        &self,
+        queue: &std::sync::Mutex<std::collections::VecDeque<(&'static str, Vec<DeferredIndex>)>>,
+    ) -> Result<bool, RebuildError> {
         let mut conn = PgConnection::connect_with(&self.pool().connect_options()).await?;
+        let r = self.index_tables(&mut conn, queue).await;
+        let _ = conn.close().await;
+        r
+    }
+
+    async fn index_tables(
+        &self,
+        conn: &mut PgConnection,
+        queue: &std::sync::Mutex<std::collections::VecDeque<(&'static str, Vec<DeferredIndex>)>>,
+    ) -> Result<bool, RebuildError> {
         sqlx::query("SELECT set_config('maintenance_work_mem', $1, false)")
             .bind(&self.opts.maintenance_work_mem)
-            .execute(&mut conn)
+            .execute(&mut *conn)
             .await?;
         let schema = quote_ident(&self.schema);
-        for t in self.p.tables() {
-            let plan = {
-                let mut tx = conn.begin().await?;
-                sqlx::query("SET LOCAL search_path = pg_catalog")
-                    .execute(&mut *tx)
-                    .await?;
-                let plan = TablePlan::read(&mut tx, t, &self.schema).await?;
-                tx.commit().await?;
-                plan
+        let derived: Vec<&str> = self.p.derived_tables().iter().map(|(t, _)| *t).collect();
+        loop {
+            let next = match queue.lock() {
+                Ok(mut q) => q.pop_front(),
+                Err(poisoned) => poisoned.into_inner().pop_front(),
             };
+            let Some((t, indexes)) = next else {
+                return Ok(true);
+            };
+            let table = format!("{schema}.{}", quote_ident(t));
             // An interrupted CREATE INDEX CONCURRENTLY leaves an invalid index behind.
             let invalid: Vec<String> = sqlx::query_scalar(
                 "SELECT i.relname::text FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
                  WHERE x.indrelid = to_regclass($1) AND NOT x.indisvalid",
             )
-            .bind(format!("{schema}.{t}"))
-            .fetch_all(&mut conn)
+            .bind(&table)
+            .fetch_all(&mut *conn)
             .await?;
             for name in invalid {
                 sqlx::query(&format!("DROP INDEX {schema}.{}", quote_ident(&name)))
-                    .execute(&mut conn)
+                    .execute(&mut *conn)
                     .await?;
             }
-            for (name, def) in &plan.deferred_indexes {
+            for d in &indexes {
                 if self.should_stop() {
-                    let _ = conn.close().await;
                     return Ok(false);
                 }
+                if d.attach.is_some() {
+                    let attached: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM pg_constraint \
+                         WHERE conrelid = to_regclass($1) AND conname = $2)",
+                    )
+                    .bind(&table)
+                    .bind(&d.name)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if attached {
+                        continue;
+                    }
+                }
                 let t0 = Instant::now();
-                sqlx::query(def).execute(&mut conn).await.map_err(|e| {
-                    RebuildError::Unsupported(format!("building index {name}: {e}: {def}"))
-                })?;
+                sqlx::query(&d.create)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| {
+                        RebuildError::Unsupported(format!(
+                            "building index {}: {e}: {}",
+                            d.name, d.create
+                        ))
+                    })?;
+                if let Some(attach) = &d.attach {
+                    sqlx::query(attach).execute(&mut *conn).await.map_err(|e| {
+                        RebuildError::Unsupported(format!(
+                            "making index {} the key: {e}: {attach}",
+                            d.name
+                        ))
+                    })?;
+                }
                 (self.report)(RebuildEvent::Note(format!(
-                    "index {name} built in {:.1} s",
+                    "{} {} built in {:.1} s",
+                    if d.attach.is_some() { "key" } else { "index" },
+                    d.name,
                     t0.elapsed().as_secs_f64()
                 )));
             }
+            // Statistics now, beside the other tables' index builds (the derived tables are
+            // filled at the end of the phase and analysed then).
+            if !derived.contains(&t) {
+                sqlx::query(&format!("ANALYZE {table}"))
+                    .execute(&mut *conn)
+                    .await?;
+            }
         }
-        let _ = conn.close().await;
-        Ok(true)
     }
 
     /// In one transaction: the derived tables computed from scratch, the live tables' triggers
@@ -783,7 +990,7 @@ impl Rebuild<'_> {
             .execute(&mut *tx)
             .await?;
         for t in self.p.tables() {
-            let plan = TablePlan::read(&mut tx, t, &self.schema).await?;
+            let plan = TablePlan::read(&mut tx, t, &self.schema, self.keys_late(t)).await?;
             for stmt in &plan.triggers {
                 sqlx::query(stmt).execute(&mut *tx).await.map_err(|e| {
                     RebuildError::Unsupported(format!("copying a trigger of {t}: {e}: {stmt}"))
@@ -795,12 +1002,17 @@ impl Rebuild<'_> {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        for t in self.p.tables() {
+        for (t, _) in self.p.derived_tables() {
             sqlx::query(&format!("ANALYZE {schema}.{}", quote_ident(t)))
                 .execute(self.pool())
                 .await?;
         }
         Ok(())
+    }
+
+    /// Whether the keys of table `t` are built after the bulk phase.
+    fn keys_late(&self, t: &str) -> bool {
+        self.p.keys_after_bulk().contains(&t)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1181,17 +1393,32 @@ struct TablePlan {
     /// The table with its keys, unique indexes, row-level security, policies, grants, owner,
     /// storage options and comment (prepare).
     create: Vec<String>,
-    /// `(name, CREATE INDEX CONCURRENTLY IF NOT EXISTS …)` of the other indexes (index phase).
-    deferred_indexes: Vec<(String, String)>,
+    /// The other indexes, and the keys of a table of [`Projection::keys_after_bulk`] (index
+    /// phase).
+    deferred_indexes: Vec<DeferredIndex>,
     /// `CREATE TRIGGER …` (and enable modes) of its triggers (end of the index phase).
     triggers: Vec<String>,
 }
 
+/// An index the index phase builds (concurrently), and for a key, how it becomes the key.
+#[derive(Debug, Clone)]
+struct DeferredIndex {
+    /// Its name (the live index's, and the key's).
+    name: String,
+    /// `CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS …` on the shadow table.
+    create: String,
+    /// For a primary key or unique constraint: `ALTER TABLE … ADD CONSTRAINT <name> … USING
+    /// INDEX <name>` (a catalog update: the index is the constraint's from then on).
+    attach: Option<String>,
+}
+
 impl TablePlan {
+    /// `keys_late`: the table's primary and unique keys are built in the index phase.
     async fn read(
         conn: &mut PgConnection,
         table: &str,
         schema: &str,
+        keys_late: bool,
     ) -> Result<Self, RebuildError> {
         let live = format!("{HOME}.{table}");
         let shadow = format!("{}.{}", quote_ident(schema), quote_ident(table));
@@ -1227,20 +1454,50 @@ impl TablePlan {
             "CREATE TABLE {shadow} (LIKE {live} INCLUDING ALL EXCLUDING INDEXES)"
         )];
         // Keys and unique indexes shape what a batch may write (a violation fails it, as in
-        // the live table): they exist from the start. Other indexes only speed up reads.
-        let constraints: Vec<(String, String)> = sqlx::query_as(
-            "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
-             WHERE conrelid = $1::regclass AND contype IN ('p', 'u', 'x') \
-             ORDER BY contype, conname",
+        // the live table): they exist from the start — except on a table whose keys the
+        // projection lets the rebuild build after the bulk phase (`keys_late`), where a
+        // primary key or a plain unique constraint is built like the other indexes and then
+        // attached under its name. Other indexes only speed up reads.
+        let on = format!(" ON {live} USING ");
+        let shadow_on = format!(" ON {shadow} USING ");
+        let mut deferred_indexes = Vec::new();
+        let constraints: Vec<(String, String, String, String, bool)> = sqlx::query_as(
+            "SELECT c.conname::text, c.contype::text, pg_get_constraintdef(c.oid), \
+               coalesce(pg_get_indexdef(c.conindid), ''), \
+               c.condeferrable OR coalesce(i.relname <> c.conname, true) \
+             FROM pg_constraint c LEFT JOIN pg_class i ON i.oid = c.conindid \
+             WHERE c.conrelid = $1::regclass AND c.contype IN ('p', 'u', 'x') \
+             ORDER BY c.contype, c.conname",
         )
         .bind(&live)
         .fetch_all(&mut *conn)
         .await?;
-        for (name, def) in constraints {
-            create.push(format!(
-                "ALTER TABLE {shadow} ADD CONSTRAINT {} {def}",
-                quote_ident(&name)
-            ));
+        for (name, kind, def, index_def, keep) in constraints {
+            let late = keys_late && !keep && (kind == "p" || kind == "u");
+            let concurrent = if late {
+                retarget(&index_def, &on, &shadow_on).and_then(|d| {
+                    d.strip_prefix("CREATE UNIQUE INDEX ").map(|rest| {
+                        format!("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {rest}")
+                    })
+                })
+            } else {
+                None
+            };
+            match concurrent {
+                Some(create_index) => deferred_indexes.push(DeferredIndex {
+                    attach: Some(format!(
+                        "ALTER TABLE {shadow} ADD CONSTRAINT {q} {} USING INDEX {q}",
+                        if kind == "p" { "PRIMARY KEY" } else { "UNIQUE" },
+                        q = quote_ident(&name)
+                    )),
+                    name,
+                    create: create_index,
+                }),
+                None => create.push(format!(
+                    "ALTER TABLE {shadow} ADD CONSTRAINT {} {def}",
+                    quote_ident(&name)
+                )),
+            }
         }
         let indexes: Vec<(String, String, bool)> = sqlx::query_as(
             "SELECT i.relname::text, pg_get_indexdef(x.indexrelid), x.indisunique \
@@ -1253,23 +1510,29 @@ impl TablePlan {
         .bind(&live)
         .fetch_all(&mut *conn)
         .await?;
-        let on = format!(" ON {live} USING ");
-        let mut deferred_indexes = Vec::new();
         for (name, def, unique) in indexes {
-            let retargeted =
-                retarget(&def, &on, &format!(" ON {shadow} USING ")).ok_or_else(|| {
-                    RebuildError::Unsupported(format!("unexpected index definition: {def}"))
-                })?;
-            if unique {
+            let retargeted = retarget(&def, &on, &shadow_on).ok_or_else(|| {
+                RebuildError::Unsupported(format!("unexpected index definition: {def}"))
+            })?;
+            if unique && !keys_late {
                 create.push(retargeted);
             } else {
+                let prefix = if unique {
+                    "CREATE UNIQUE INDEX "
+                } else {
+                    "CREATE INDEX "
+                };
                 let concurrent = retargeted
-                    .strip_prefix("CREATE INDEX ")
-                    .map(|rest| format!("CREATE INDEX CONCURRENTLY IF NOT EXISTS {rest}"))
+                    .strip_prefix(prefix)
+                    .map(|rest| format!("{prefix}CONCURRENTLY IF NOT EXISTS {rest}"))
                     .ok_or_else(|| {
                         RebuildError::Unsupported(format!("unexpected index definition: {def}"))
                     })?;
-                deferred_indexes.push((name, concurrent));
+                deferred_indexes.push(DeferredIndex {
+                    name,
+                    create: concurrent,
+                    attach: None,
+                });
             }
         }
         // Row-level security, owner, storage options, table comment, grants, policies.

@@ -58,6 +58,19 @@ pub trait Projection: Send + Sync + 'static {
     fn streams_independent(&self) -> bool {
         false
     }
+
+    /// Tables among [`tables`](Projection::tables) whose primary and unique keys a rebuild
+    /// builds *after* its bulk phase, with the secondary indexes, instead of maintaining them
+    /// row by row (for a list of a million rows, the key's upkeep costs more than the rows).
+    ///
+    /// Only for tables that `apply` writes with plain `INSERT`s or `ON CONFLICT DO NOTHING`
+    /// *without* a conflict target (nothing for the key to arbitrate), and to which it never
+    /// adds a row again for an event it already applied (a replayed event is skipped before it
+    /// makes rows). The unique index built at the end checks the key all the same: a
+    /// duplicate fails the rebuild loudly instead of being swapped in. Default: none.
+    fn keys_after_bulk(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// Tuning of the runtime.
