@@ -40,7 +40,7 @@ use eventdesk_store::{Checkpoint, EventStore, PgEventStore, RecordedEvent};
 use serde::Serialize;
 use sqlx::{Connection, PgConnection, Row};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The schema of the live read models.
@@ -60,6 +60,9 @@ pub struct RebuildOptions {
     pub catch_up_batch: i64,
     /// Stop, resumably, once this run has applied at least this many events.
     pub stop_after: Option<u64>,
+    /// Stop, resumably, once this run has built this many indexes and keys in the index phase
+    /// (a test hook: an index phase interrupted half-way).
+    pub stop_after_indexes: Option<usize>,
     /// Throw away an interrupted rebuild and start again from zero.
     pub restart: bool,
     /// How long the swap waits for any one lock before it backs off and tries again.
@@ -84,6 +87,7 @@ impl Default for RebuildOptions {
             bulk_batch: 10_000,
             catch_up_batch: 2000,
             stop_after: None,
+            stop_after_indexes: None,
             restart: false,
             lock_timeout: Duration::from_millis(300),
             swap_attempts: 50,
@@ -253,6 +257,7 @@ pub async fn rebuild(
         report,
         schema: shadow_schema(name),
         applied: AtomicU64::new(0),
+        indexes_built: AtomicUsize::new(0),
     }
     .run()
     .await;
@@ -269,6 +274,8 @@ struct Rebuild<'a> {
     schema: String,
     /// Events applied by this run (for `stop_after`).
     applied: AtomicU64,
+    /// Indexes and keys built by this run (for `stop_after_indexes`).
+    indexes_built: AtomicUsize,
 }
 
 /// Where the shadow stood when a run began.
@@ -918,7 +925,12 @@ impl Rebuild<'_> {
                     .await?;
             }
             for d in &indexes {
-                if self.should_stop() {
+                if self.should_stop()
+                    || self
+                        .opts
+                        .stop_after_indexes
+                        .is_some_and(|n| self.indexes_built.load(Ordering::Relaxed) >= n)
+                {
                     return Ok(false);
                 }
                 if d.attach.is_some() {
@@ -952,6 +964,7 @@ impl Rebuild<'_> {
                         ))
                     })?;
                 }
+                self.indexes_built.fetch_add(1, Ordering::Relaxed);
                 (self.report)(RebuildEvent::Note(format!(
                     "{} {} built in {:.1} s",
                     if d.attach.is_some() { "key" } else { "index" },

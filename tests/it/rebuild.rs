@@ -739,3 +739,183 @@ async fn an_interrupted_rebuild_resumes_where_it_stopped_and_ends_equal_to_a_fre
     assert!(r.stderr.contains("no projection nope"), "{}", r.stderr);
     app.stop().await;
 }
+
+/// Every key, constraint and index definition of `tables` in `public`, for comparing the
+/// catalog before and after a swap.
+async fn catalog_of(su: &PgPool, tables: &[&str]) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text || ' constraint ' || k.conname::text || ' ' \
+           || pg_get_constraintdef(k.oid) \
+         FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid \
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relname = ANY($1) \
+         UNION ALL \
+         SELECT c.relname::text || ' index ' || pg_get_indexdef(x.indexrelid) \
+           || CASE WHEN x.indisvalid THEN '' ELSE ' INVALID' END \
+           || CASE WHEN x.indisprimary THEN ' primary' ELSE '' END \
+         FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid \
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relname = ANY($1) \
+         ORDER BY 1",
+    )
+    .bind(tables)
+    .fetch_all(su)
+    .await
+    .unwrap()
+}
+
+/// The index phase (its tables on two connections) interrupted half-way resumes: some
+/// indexes and keys are built, one key's build failed and left an invalid index behind (as a
+/// kill during `CREATE INDEX CONCURRENTLY` does), another key's index is built but not yet
+/// made the key (a kill between the two), an index of the other table is invalid. The next
+/// run drops what is invalid, attaches what is built, builds the rest, and swaps in tables
+/// with exactly the live tables' keys and indexes, equal to a fresh build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_phase_interrupted_half_way_resumes_and_swaps_in_the_live_keys_and_indexes() {
+    use eventdesk_projections::rebuild::{RebuildOptions, rebuild};
+    use eventdesk_store::subscription::StopToken;
+
+    let app = TestApp::spawn_with(&[("EVENTDESK_SLA_SCHEDULER", "false")]).await;
+    let t = app.tenant("Acme").await;
+    for i in 0..30 {
+        let inc = app.incident(&t.admin, &format!("Printer {i} jammed")).await;
+        if i % 3 == 0 {
+            let id = inc["id"].as_str().unwrap();
+            let r = app
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/incidents/{id}/work-notes"),
+                    Some(&t.admin),
+                    Some(json!({"content": "looked at it", "is_public": "Y"})),
+                )
+                .await;
+            assert!(r.status.is_success(), "{:?}", r.body);
+        }
+    }
+    let su = &app.db.superuser;
+    let incidents = projections()
+        .into_iter()
+        .find(|p| p.name() == "incidents")
+        .unwrap();
+    assert!(!incidents.keys_after_bulk().is_empty());
+    let before = catalog_of(su, incidents.tables()).await;
+    let store = PgEventStore::new(su.clone(), Upcasters::new());
+
+    // 1. Stopped after three index builds: the bulk is done, the phase is still `bulk`.
+    let opts = RebuildOptions {
+        stop_after_indexes: Some(3),
+        ..RebuildOptions::default()
+    };
+    let first = rebuild(&store, incidents.clone(), &opts, &StopToken::new(), &|_| {})
+        .await
+        .unwrap();
+    assert!(!first.completed, "{first:?}");
+    assert!(first.bulk_events > 0, "{first:?}");
+    let (_, _, phase) = rebuild_row(su, "incidents").await.expect("rebuild row");
+    assert_eq!(phase, "bulk");
+    let shadow_indexes = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+             WHERE i.relnamespace = 'rebuild_incidents'::regnamespace",
+        )
+        .fetch_one(su)
+        .await
+        .unwrap()
+    };
+    let live_indexes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid \
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relname = ANY($1)",
+    )
+    .bind(incidents.tables())
+    .fetch_one(su)
+    .await
+    .unwrap();
+    let built = shadow_indexes().await;
+    assert!(
+        built < live_indexes,
+        "the stopped run built every index ({built})"
+    );
+
+    // 2. What kills at other moments leave behind.
+    for sql in [
+        // A key whose concurrent build died: an invalid unique index under the key's name.
+        "ALTER TABLE rebuild_incidents.rm_incident_history \
+         DROP CONSTRAINT IF EXISTS rm_incident_history_pkey",
+        "DROP INDEX IF EXISTS rebuild_incidents.rm_incident_history_pkey",
+        // A key whose index was built, but not yet made the key.
+        "ALTER TABLE rebuild_incidents.rm_incident_work_notes \
+         DROP CONSTRAINT IF EXISTS rm_incident_work_notes_pkey",
+        "DROP INDEX IF EXISTS rebuild_incidents.rm_incident_work_notes_pkey",
+        "CREATE UNIQUE INDEX rm_incident_work_notes_pkey \
+         ON rebuild_incidents.rm_incident_work_notes (tenant_id, incident_id, id)",
+        "DROP INDEX IF EXISTS rebuild_incidents.rm_incidents_search",
+    ] {
+        sqlx::query(sql).execute(su).await.unwrap();
+    }
+    // Concurrent builds that fail half-way (here: on a division by zero) leave invalid
+    // indexes behind.
+    for (table, kind, index) in [
+        (
+            "rm_incident_history",
+            "UNIQUE INDEX",
+            "rm_incident_history_pkey",
+        ),
+        ("rm_incidents", "INDEX", "rm_incidents_search"),
+    ] {
+        let rows: i64 =
+            sqlx::query_scalar(&format!("SELECT count(*) FROM rebuild_incidents.{table}"))
+                .fetch_one(su)
+                .await
+                .unwrap();
+        assert!(rows > 0, "{table} is empty");
+        let failed = sqlx::query(&format!(
+            "CREATE {kind} CONCURRENTLY {index} ON rebuild_incidents.{table} \
+             ((1 / (version - version)))"
+        ))
+        .execute(su)
+        .await;
+        assert!(failed.is_err(), "{index}");
+    }
+    let invalid: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+         WHERE i.relnamespace = 'rebuild_incidents'::regnamespace AND NOT x.indisvalid",
+    )
+    .fetch_one(su)
+    .await
+    .unwrap();
+    assert_eq!(invalid, 2);
+
+    // Writes go on meanwhile.
+    app.incident(&t.admin, "Printer on fire").await;
+
+    // 3. The next run resumes: the rest of the bulk, the index phase, the catch-up, the swap.
+    let last = rebuild(
+        &store,
+        incidents.clone(),
+        &RebuildOptions::default(),
+        &StopToken::new(),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert!(last.completed, "{last:?}");
+    assert!(last.resumed, "{last:?}");
+    assert!(rebuild_row(su, "incidents").await.is_none());
+    assert_eq!(leftover_schemas(su).await, Vec::<String>::new());
+    assert_eq!(catalog_of(su, incidents.tables()).await, before);
+    let l = app
+        .call(
+            Method::GET,
+            "/api/v1/incidents?q=fire",
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(l.status, StatusCode::OK);
+    assert_eq!(
+        l.body["data"][0]["title"], "Printer on fire",
+        "{:?}",
+        l.body
+    );
+    live_caught_up(&app).await;
+    assert_equals_fresh_build(su, incidents).await;
+    app.stop().await;
+}
