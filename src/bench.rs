@@ -650,6 +650,7 @@ async fn hash_password(password: &str) -> anyhow::Result<PasswordHash> {
 }
 
 /// The tenant a benchmark works in.
+#[derive(Clone)]
 pub(crate) struct BenchTenant {
     pub(crate) id: TenantId,
     pub(crate) admin: UserId,

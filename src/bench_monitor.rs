@@ -9,8 +9,8 @@
 //! Prints req/s, p50 and p99 of every phase and of each side, and the ratio on/off.
 //!
 //! `--concurrent` runs an `on` and an `off` server at the same time instead, half of the
-//! clients on each, with projections, the SLA scheduler and the bus in a third server without
-//! load: other load on a shared machine then disturbs both sides of a phase alike.
+//! clients on each, each over its own scratch database (the two swap sides every phase): other
+//! load on a shared machine then disturbs both sides of a phase alike.
 //!
 //! The verdicts take each round's on/off difference (phases of one round ran back to back, or
 //! together) and judge the mean with its 95 % interval: met only if the whole interval is below
@@ -43,9 +43,9 @@ pub struct MonitorArgs {
     rounds: usize,
     /// Run the `on` and the `off` server at the same time, half of the clients on each, over
     /// the same window: both see the same machine (the other load on a shared box moves both
-    /// sides at once instead of one phase or the other). Projections, the SLA scheduler and the
-    /// integration bus then run in a third server without load, so that the two compare
-    /// request handling only.
+    /// sides at once instead of one phase or the other). Each server has its own scratch
+    /// database (a second one is created beside the first), so that each runs its own
+    /// projections exactly as in a phase of its own; the two databases swap sides every round.
     #[arg(long)]
     concurrent: bool,
     /// Keep the scratch database.
@@ -199,23 +199,24 @@ async fn phase(
     Ok(figures)
 }
 
-/// One concurrent phase: an `on` and an `off` server (no projections, scheduler or bus: the
-/// third server runs those), half of the clients each, warmed up and measured together.
+/// One of the two databases of `--concurrent`: its configuration, tenant and API key.
+struct Database {
+    config: Config,
+    tenant: crate::bench::BenchTenant,
+    key: Option<String>,
+}
+
+/// One concurrent phase: an `on` server over `on_db` and an `off` server over `off_db`, half
+/// of the clients each, warmed up and measured together.
 async fn concurrent_phase(
-    config: &Config,
     a: &MonitorArgs,
-    tenant: &crate::bench::BenchTenant,
-    key: &mut Option<String>,
+    on_db: &mut Database,
+    off_db: &mut Database,
 ) -> anyhow::Result<(Figures, Figures)> {
-    let quiet = [
-        ("EVENTDESK_PROJECTIONS", "false"),
-        ("EVENTDESK_SLA_SCHEDULER", "false"),
-        ("EVENTDESK_INTEGRATION_BUS", "false"),
-    ];
-    let (mut on, on_http) = start(config, true, &quiet).await?;
-    let (mut off, off_http) = start(config, false, &quiet).await?;
-    let on_load = load_for(&on, on_http, tenant, key).await?;
-    let off_load = load_for(&off, off_http, tenant, key).await?;
+    let (mut on, on_http) = start(&on_db.config, true, &[]).await?;
+    let (mut off, off_http) = start(&off_db.config, false, &[]).await?;
+    let on_load = load_for(&on, on_http, &on_db.tenant, &mut on_db.key).await?;
+    let off_load = load_for(&off, off_http, &off_db.tenant, &mut off_db.key).await?;
     let half = a.clients.div_ceil(2);
     let (w1, w2) = tokio::join!(
         run_clients(half, 2, |c, d| client(on_load.clone(), c, d)),
@@ -233,6 +234,35 @@ async fn concurrent_phase(
     on.stop()?;
     off.stop()?;
     Ok((f_on?, f_off?))
+}
+
+/// The second scratch database of `--concurrent` (the first one's name with `_b`), migrated.
+async fn second_database(config: &Config) -> anyhow::Result<(Config, String)> {
+    let url = config.database_url.expose();
+    let name = url
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.split('?').next())
+        .filter(|n| n.starts_with("eventdesk_bench_"))
+        .ok_or_else(|| anyhow::anyhow!("not a scratch database"))?;
+    let second = format!("{name}_b");
+    let url = eventdesk_store::db::with_database(url, &second)
+        .ok_or_else(|| anyhow::anyhow!("DATABASE_URL has no database name"))?;
+    eventdesk_store::db::ensure_database(&url).await?;
+    let mut c = config.clone();
+    c.database_url = eventdesk_api::Secret::new(url.clone());
+    let mut dbc = c.db();
+    dbc.app_role = None;
+    eventdesk_store::Db::migrate(&dbc).await?;
+    Ok((c, url))
+}
+
+/// A bench tenant in the database of `config`.
+async fn tenant_in(config: &Config) -> anyhow::Result<crate::bench::BenchTenant> {
+    let sys = system_db(config, 2).await?;
+    let tenant = create_bench_tenant(&PgEventStore::new(sys.pool.clone(), Upcasters::new())).await;
+    sys.pool.close().await;
+    tenant
 }
 
 /// The median of `v` (the mean of the middle two for an even count).
@@ -259,8 +289,8 @@ fn thread_cpu_ns() -> anyhow::Result<u64> {
 /// processes' noise: the outer router of `app::router` around a routed application whose one
 /// route reports what an authenticated GET reports (the route template from a `Router::layer`
 /// middleware like the rate limiter's, the tenant, authentication and authorisation times, one
-/// database operation), with the monitor's layer and without, alternately in batches on one
-/// thread. Returns the median CPU nanoseconds per request of each (on, off).
+/// database operation) and yields 8 times as a request waiting on the database would, with the
+/// monitor's layer and without, alternately in batches on one thread. Returns the CPU nanoseconds per request of each (on, off).
 fn bookkeeping() -> anyhow::Result<(f64, f64)> {
     use axum::Router;
     use axum::body::Body;
@@ -275,6 +305,11 @@ fn bookkeeping() -> anyhow::Result<(f64, f64)> {
         monitor::note(Category::Auth, Duration::from_micros(250));
         monitor::note(Category::Security, Duration::from_micros(3));
         eventdesk_store::timing::record("read_tx_begin", Duration::from_micros(400));
+        // A real request waits on the database a few times: each wake-up polls the request's
+        // future again from the top, through the monitor's layer and its task-local scopes.
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
         axum::http::StatusCode::OK
     }
     async fn note_route(
@@ -296,7 +331,9 @@ fn bookkeeping() -> anyhow::Result<(f64, f64)> {
     let on = Router::new().fallback_service(track.layer(routed.clone()));
     let off = Router::new().fallback_service(routed);
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
-    const BATCH: u32 = 2_000;
+    // Batches long enough for the scheduler's accounting (a thread's CPU time advances at
+    // ticks and switches, a few milliseconds), totals rather than per-batch figures.
+    const BATCH: u32 = 20_000;
     let run = |app: &Router| -> anyhow::Result<f64> {
         let t0 = thread_cpu_ns()?;
         rt.block_on(async {
@@ -309,20 +346,19 @@ fn bookkeeping() -> anyhow::Result<(f64, f64)> {
             }
             Ok(())
         })?;
-        Ok((thread_cpu_ns()? - t0) as f64 / f64::from(BATCH))
+        Ok((thread_cpu_ns()? - t0) as f64)
     };
-    // Warm-up (the first request of each registers its handles), then 25 batches each.
+    // Warm-up (the first request of each registers its handles), then 12 batches each,
+    // alternately.
     run(&on)?;
     run(&off)?;
-    let (mut on_ns, mut off_ns) = (Vec::new(), Vec::new());
-    for i in 0..50 {
-        if i % 2 == 0 {
-            on_ns.push(run(&on)?);
-        } else {
-            off_ns.push(run(&off)?);
-        }
+    let (mut on_ns, mut off_ns) = (0.0, 0.0);
+    for _ in 0..12 {
+        on_ns += run(&on)?;
+        off_ns += run(&off)?;
     }
-    Ok((median(&on_ns), median(&off_ns)))
+    let per_request = f64::from(12 * BATCH);
+    Ok((on_ns / per_request, off_ns / per_request))
 }
 
 /// User + system CPU seconds of a process so far (`/proc/<pid>/stat`, clock ticks of 1/100 s).
@@ -349,17 +385,14 @@ pub async fn bench_monitor(config: &Config, a: MonitorArgs) -> anyhow::Result<()
         a.clients > 0 && a.rounds > 0 && a.seconds > 0,
         "nothing to run"
     );
-    let sys = system_db(config, 2).await?;
-    let tenant = create_bench_tenant(&PgEventStore::new(sys.pool.clone(), Upcasters::new())).await;
-    sys.pool.close().await;
-    let tenant = tenant?;
+    let tenant = tenant_in(config).await?;
     if a.concurrent {
         println!(
             "\nbench monitor --concurrent: {} clients, half on a server with the monitor on and \
-             half on one with it off at the same time, {} s per phase after a 2 s warm-up, {} \
-             phase(s); per client 3 GETs (incident list, analytics summary, teams) then 1 \
-             create, API key; projections, SLA scheduler and bus in a third server without \
-             load; {} CPUs shared by the client, the servers and PostgreSQL",
+             half on one with it off at the same time (each over its own scratch database, \
+             swapped every phase), {} s per phase after a 2 s warm-up, {} phase(s); per client \
+             3 GETs (incident list, analytics summary, teams) then 1 create, API key; {} CPUs \
+             shared by the client, the servers and PostgreSQL",
             a.clients,
             a.seconds,
             a.rounds,
@@ -410,17 +443,38 @@ pub async fn bench_monitor(config: &Config, a: MonitorArgs) -> anyhow::Result<()
         side.2.push(cpu_us);
     };
     if a.concurrent {
-        // The projector (and the API key's first use): one server for the whole run.
-        let (mut projector, http) =
-            start(config, false, &[("EVENTDESK_SLA_SCHEDULER", "true")]).await?;
-        load_for(&projector, http, &tenant, &mut key).await?;
-        for _ in 0..a.rounds {
+        let (second, second_url) = second_database(config).await?;
+        let run = async {
+            let mut dbs = [
+                Database {
+                    config: config.clone(),
+                    tenant: tenant.clone(),
+                    key: None,
+                },
+                Database {
+                    tenant: tenant_in(&second).await?,
+                    config: second,
+                    key: None,
+                },
+            ];
+            let mut figures = Vec::new();
+            for round in 0..a.rounds {
+                // The databases swap sides every round.
+                let [x, y] = &mut dbs;
+                let (on_db, off_db) = if round % 2 == 0 { (x, y) } else { (y, x) };
+                figures.push(concurrent_phase(&a, on_db, off_db).await?);
+            }
+            anyhow::Ok(figures)
+        }
+        .await;
+        if !a.keep {
+            eventdesk_store::db::drop_database(&second_url).await?;
+        }
+        for (f_on, f_off) in run? {
             n += 1;
-            let (f_on, f_off) = concurrent_phase(config, &a, &tenant, &mut key).await?;
             record(n, true, f_on);
             record(n, false, f_off);
         }
-        projector.stop()?;
     } else {
         for round in 0..a.rounds {
             let order = if round % 2 == 0 {
