@@ -164,7 +164,21 @@ pub struct QueriesArgs {
 
 /// Runs a benchmark.
 pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
-    let name = format!("eventdesk_bench_{}", Uuid::now_v7().simple());
+    // `bench analytics --reuse NAME` measures again on a database an earlier run kept.
+    let reuse = match &cmd {
+        BenchCommand::Analytics(a) => a.reuse.clone(),
+        _ => None,
+    };
+    if let Some(r) = &reuse {
+        anyhow::ensure!(
+            r.starts_with("eventdesk_bench_")
+                && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "--reuse takes the name of a kept scratch database (eventdesk_bench_…)"
+        );
+    }
+    let name = reuse
+        .clone()
+        .unwrap_or_else(|| format!("eventdesk_bench_{}", Uuid::now_v7().simple()));
     let url = db::with_database(config.database_url.expose(), &name)
         .context("DATABASE_URL has no database name")?;
     db::ensure_database(&url).await?;
@@ -175,7 +189,7 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
         BenchCommand::Queries(q) => q.keep,
         BenchCommand::Sla(s) => s.keep,
         BenchCommand::Audit(a) => a.keep,
-        BenchCommand::Analytics(a) => a.keep,
+        BenchCommand::Analytics(a) => a.keep || a.reuse.is_some(),
         BenchCommand::Rebuild(r) => r.keep,
         BenchCommand::Cmdb(c) => c.keep,
         BenchCommand::Monitor(m) => m.keep,
@@ -636,6 +650,7 @@ async fn hash_password(password: &str) -> anyhow::Result<PasswordHash> {
 }
 
 /// The tenant a benchmark works in.
+#[derive(Clone)]
 pub(crate) struct BenchTenant {
     pub(crate) id: TenantId,
     pub(crate) admin: UserId,

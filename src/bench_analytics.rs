@@ -42,6 +42,7 @@ use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 /// `bench analytics`.
 #[derive(Args, Debug)]
@@ -72,6 +73,10 @@ pub struct AnalyticsArgs {
     /// Keep the scratch database.
     #[arg(long)]
     pub keep: bool,
+    /// Measure again on a scratch database that an earlier run kept (`--keep`): skips
+    /// populating and building (the database is kept again).
+    #[arg(long, value_name = "DATABASE")]
+    pub reuse: Option<String>,
 }
 
 /// How `bench analytics` builds the read model.
@@ -577,6 +582,51 @@ pub async fn bench_analytics(
     config: &Config,
     a: AnalyticsArgs,
 ) -> anyhow::Result<()> {
+    let (t, team_id, category_id, now) = match &a.reuse {
+        Some(name) => {
+            let found = recover(pool).await?;
+            println!(
+                "\nbench analytics: measuring again on {name} (tenant {}, {} incidents, now = {})",
+                found.0, found.4, found.3
+            );
+            (found.0, found.1, found.2, found.3)
+        }
+        None => build(pool, config, &a).await?,
+    };
+    measure(config, &a, t, team_id, category_id, now).await
+}
+
+/// The tenant, the first team and category, and the instant the incidents of a kept database
+/// end at (as its run had them), with the number of incidents.
+async fn recover(
+    pool: &PgPool,
+) -> anyhow::Result<(TenantId, Option<Uuid>, Option<Uuid>, DateTime<Utc>, i64)> {
+    let first = |stream_type: &'static str| {
+        sqlx::query_scalar::<_, Uuid>(
+            "SELECT stream_id FROM events WHERE stream_type = $1 ORDER BY global_position LIMIT 1",
+        )
+        .bind(stream_type)
+        .fetch_optional(pool)
+    };
+    let tenant = first("tenant")
+        .await?
+        .ok_or_else(|| anyhow!("no tenant in this database"))?;
+    let team = first("team").await?;
+    let category = first("category").await?;
+    let (now, n): (Option<DateTime<Utc>>, i64) =
+        sqlx::query_as("SELECT max(created_at), count(*) FROM rm_analytics_incidents")
+            .fetch_one(pool)
+            .await?;
+    let now = now.ok_or_else(|| anyhow!("the analytics read model is empty"))?;
+    Ok((TenantId(tenant), team, category, now, n))
+}
+
+/// Populates the scratch database and builds the read model; returns what [`measure`] needs.
+async fn build(
+    pool: &PgPool,
+    config: &Config,
+    a: &AnalyticsArgs,
+) -> anyhow::Result<(TenantId, Option<Uuid>, Option<Uuid>, DateTime<Utc>)> {
     anyhow::ensure!(a.incidents >= 1000, "--incidents must be at least 1000");
     let sys = system_db(config, u32::try_from(a.writers)? + 4).await?;
     let store = PgEventStore::new(sys.pool.clone(), Upcasters::new());
@@ -660,19 +710,35 @@ pub async fn bench_analytics(
         );
     }
 
+    Ok((
+        tenant.id,
+        dir.teams.first().map(|x| x.0),
+        dir.categories.first().map(|x| x.0),
+        now,
+    ))
+}
+
+/// Times every endpoint's query.
+async fn measure(
+    config: &Config,
+    a: &AnalyticsArgs,
+    t: TenantId,
+    team_id: Option<Uuid>,
+    category_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let mut app_cfg = config.db();
     app_cfg.max_connections = 2;
     let app = Db::connect(app_cfg)
         .await
         .context("connecting as the app role")?;
-    let t = tenant.id;
     let team = Filter {
-        team_id: dir.teams.first().map(|x| x.0),
+        team_id,
         category_id: None,
     };
     let category = Filter {
         team_id: None,
-        category_id: dir.categories.first().map(|x| x.0),
+        category_id,
     };
     let none = Filter::default();
     let month = (now - TimeDelta::days(30), now);
