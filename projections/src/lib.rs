@@ -57,6 +57,7 @@ pub mod problems;
 pub mod queries;
 pub mod rebuild;
 pub mod runtime;
+mod shared_reads;
 pub mod sla_config;
 pub mod sla_timers;
 pub mod status;

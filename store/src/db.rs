@@ -85,6 +85,11 @@ impl Db {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // No ping before every acquire: it is a round trip per transaction (a tenth of the
+            // server's CPU under load, ADR 0025). A connection the server dropped fails its
+            // next statement instead, is closed, and the pool opens a new one (and sqlx
+            // recycles idle and old connections on its own).
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 let role = role.clone();
                 Box::pin(async move {
