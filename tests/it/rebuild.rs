@@ -554,6 +554,25 @@ async fn rebuild_all_under_load_never_fails_a_reader_and_equals_a_fresh_build() 
     }
 }
 
+/// `n` incidents of tenant `t`, every third with a public work note.
+async fn seed_incidents_with_notes(app: &TestApp, t: &Tenant, n: usize) {
+    for i in 0..n {
+        let inc = app.incident(&t.admin, &format!("Printer {i} jammed")).await;
+        if i % 3 == 0 {
+            let id = inc["id"].as_str().unwrap();
+            let r = app
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/incidents/{id}/work-notes"),
+                    Some(&t.admin),
+                    Some(json!({"content": "looked at it", "is_public": "Y"})),
+                )
+                .await;
+            assert!(r.status.is_success(), "{:?}", r.body);
+        }
+    }
+}
+
 /// The rebuild's own checkpoint: (events applied, position, phase), if one is in progress.
 async fn rebuild_row(su: &PgPool, name: &str) -> Option<(i64, i64, String)> {
     sqlx::query_as(
@@ -569,21 +588,7 @@ async fn rebuild_row(su: &PgPool, name: &str) -> Option<(i64, i64, String)> {
 async fn an_interrupted_rebuild_resumes_where_it_stopped_and_ends_equal_to_a_fresh_build() {
     let app = TestApp::spawn_with(&[("EVENTDESK_SLA_SCHEDULER", "false")]).await;
     let t = app.tenant("Acme").await;
-    for i in 0..60 {
-        let inc = app.incident(&t.admin, &format!("Printer {i} jammed")).await;
-        if i % 3 == 0 {
-            let id = inc["id"].as_str().unwrap();
-            let r = app
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/incidents/{id}/work-notes"),
-                    Some(&t.admin),
-                    Some(json!({"content": "looked at it", "is_public": "Y"})),
-                )
-                .await;
-            assert!(r.status.is_success(), "{:?}", r.body);
-        }
-    }
+    seed_incidents_with_notes(&app, &t, 60).await;
     let su = &app.db.superuser;
     let url = app.db.url.clone();
 
@@ -775,21 +780,7 @@ async fn an_index_phase_interrupted_half_way_resumes_and_swaps_in_the_live_keys_
 
     let app = TestApp::spawn_with(&[("EVENTDESK_SLA_SCHEDULER", "false")]).await;
     let t = app.tenant("Acme").await;
-    for i in 0..30 {
-        let inc = app.incident(&t.admin, &format!("Printer {i} jammed")).await;
-        if i % 3 == 0 {
-            let id = inc["id"].as_str().unwrap();
-            let r = app
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/incidents/{id}/work-notes"),
-                    Some(&t.admin),
-                    Some(json!({"content": "looked at it", "is_public": "Y"})),
-                )
-                .await;
-            assert!(r.status.is_success(), "{:?}", r.body);
-        }
-    }
+    seed_incidents_with_notes(&app, &t, 30).await;
     let su = &app.db.superuser;
     let incidents = projections()
         .into_iter()
