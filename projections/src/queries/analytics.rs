@@ -862,29 +862,76 @@ pub async fn trends(
     for (level, start, i, sign) in &plan.blocks {
         index.entry((*level, *start)).or_default().push((*i, *sign));
     }
-    let (mut levels, mut starts) = (Vec::new(), Vec::new());
+    // Per level: a range scan when at least a quarter of the level's blocks between the first
+    // and the last wanted one are wanted (e.g. the days and 6-hour blocks of a year in a zone
+    // off UTC), else one primary-key probe per block (its quarters). Rows a range returns that
+    // no bucket wants are skipped below.
+    let at = |secs: i64| {
+        Utc.timestamp_opt(secs, 0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+    };
+    let mut by_level: BTreeMap<i16, Vec<i64>> = BTreeMap::new();
     for (level, start) in index.keys() {
-        levels.push(*level);
-        starts.push(
-            Utc.timestamp_opt(*start, 0)
-                .single()
-                .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
-        );
+        by_level.entry(*level).or_default().push(*start);
+    }
+    let (mut levels, mut starts) = (Vec::new(), Vec::new());
+    let (mut range_levels, mut range_lo, mut range_hi) = (Vec::new(), Vec::new(), Vec::new());
+    for (level, mut wanted) in by_level {
+        wanted.sort_unstable();
+        let (Some(lo), Some(hi)) = (wanted.first().copied(), wanted.last().copied()) else {
+            continue;
+        };
+        let size = usize::try_from(level)
+            .ok()
+            .and_then(|l| FLOW_LEVEL_SECS.get(l))
+            .copied()
+            .unwrap_or(FLOW_LEVEL_SECS[0]);
+        let span = (hi - lo) / size + 1;
+        if (wanted.len() as i64) * 4 >= span {
+            range_levels.push(level);
+            range_lo.push(at(lo));
+            range_hi.push(at(hi));
+        } else {
+            // In key order: neighbouring probes share index pages.
+            for start in wanted {
+                levels.push(level);
+                starts.push(at(start));
+            }
+        }
     }
     let mut counts = vec![[0i64; 4]; plan.buckets()];
-    if !levels.is_empty() {
+    if !levels.is_empty() || !range_levels.is_empty() {
         let rows = sqlx::query(
-            "SELECT f.level, f.bucket, f.created, f.resolved, f.closed, f.reopened \
-             FROM rm_analytics_flows f \
-             JOIN unnest($4::int2[], $5::timestamptz[]) AS b(level, bucket) \
-               ON f.level = b.level AND f.bucket = b.bucket \
-             WHERE f.tenant_id = $1 AND f.team_key = $2 AND f.category_key = $3",
+            // The probes: the LATERAL's LIMIT keeps the planner from turning them into a join
+            // that reads the cell's every row (~45,000 rows at 1 M incidents); the ranges:
+            // `OFFSET 0` keeps each a range scan of its level.
+            "SELECT b.level, b.bucket, f.created, f.resolved, f.closed, f.reopened \
+             FROM unnest($4::int2[], $5::timestamptz[]) AS b(level, bucket) \
+             CROSS JOIN LATERAL ( \
+                 SELECT f.created, f.resolved, f.closed, f.reopened \
+                 FROM rm_analytics_flows f \
+                 WHERE f.tenant_id = $1 AND f.team_key = $2 AND f.category_key = $3 \
+                   AND f.level = b.level AND f.bucket = b.bucket \
+                 LIMIT 1) f \
+             UNION ALL \
+             SELECT f.level, f.bucket, f.created, f.resolved, f.closed, f.reopened \
+             FROM unnest($6::int2[], $7::timestamptz[], $8::timestamptz[]) AS r(level, lo, hi) \
+             CROSS JOIN LATERAL ( \
+                 SELECT f.level, f.bucket, f.created, f.resolved, f.closed, f.reopened \
+                 FROM rm_analytics_flows f \
+                 WHERE f.tenant_id = $1 AND f.team_key = $2 AND f.category_key = $3 \
+                   AND f.level = r.level AND f.bucket >= r.lo AND f.bucket <= r.hi \
+                 OFFSET 0) f",
         )
         .bind(tenant.0)
         .bind(tk)
         .bind(ck)
         .bind(&levels)
         .bind(&starts)
+        .bind(&range_levels)
+        .bind(&range_lo)
+        .bind(&range_hi)
         .fetch_all(&mut *conn)
         .await?;
         for r in rows {
@@ -1440,6 +1487,63 @@ async fn collect(
     Ok(out.into_iter().map(|groups| Collected { groups }).collect())
 }
 
+/// The exact median look-ups of [`exact_medians`], one fixed statement whatever their number
+/// (so it is planned once per connection, not once per request: a UNION of a branch per
+/// look-up cost more to plan than to run). Each look-up is one index range scan over the
+/// samples of one bin in the range, sorted by value, `OFFSET`/`LIMIT` to the ranks wanted:
+/// by priority (`rm_analytics_samples_*_bin`), by team or without one (`…_team`). The
+/// LATERAL's `LIMIT` keeps each a separate scan.
+const MEDIAN_LOOKUPS: &str = "\
+WITH l AS (SELECT * FROM unnest($5::int4[], $6::int2[], $7::int2[], $8::uuid[], $9::int2[], \
+                                $10::int2[], $11::int8[], $12::int8[]) \
+                  AS l(q, kind, mode, team, prio, bin, off, lim)) \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.wall_bin = l.bin \
+      AND s.priority = ANY(CASE WHEN l.prio < 0 THEN '{0,1,2,3}'::int2[] ELSE ARRAY[l.prio] END) \
+      AND s.at >= $3 AND s.at < $4 \
+    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 0 AND l.mode = 0 \
+UNION ALL \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id = l.team AND s.wall_bin = l.bin \
+      AND s.at >= $3 AND s.at < $4 AND (l.prio < 0 OR s.priority = l.prio) \
+    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 0 AND l.mode = 1 \
+UNION ALL \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id IS NULL AND s.wall_bin = l.bin \
+      AND s.at >= $3 AND s.at < $4 \
+    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 0 AND l.mode = 2 \
+UNION ALL \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.business_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.business_bin = l.bin \
+      AND s.business_bin IS NOT NULL \
+      AND s.priority = ANY(CASE WHEN l.prio < 0 THEN '{0,1,2,3}'::int2[] ELSE ARRAY[l.prio] END) \
+      AND s.at >= $3 AND s.at < $4 \
+    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 1 AND l.mode = 0 \
+UNION ALL \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.business_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id = l.team \
+      AND s.business_bin = l.bin AND s.business_bin IS NOT NULL \
+      AND s.at >= $3 AND s.at < $4 AND (l.prio < 0 OR s.priority = l.prio) \
+    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 1 AND l.mode = 1 \
+UNION ALL \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.business_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id IS NULL \
+      AND s.business_bin = l.bin AND s.business_bin IS NOT NULL \
+      AND s.at >= $3 AND s.at < $4 \
+    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 1 AND l.mode = 2";
+
 /// One exact look-up: the values at ranks `offset + 1 ..= offset + limit` of a group's samples
 /// in one bin of one kind.
 struct Lookup {
@@ -1489,66 +1593,57 @@ async fn exact_medians(
     if lookups.is_empty() {
         return Ok(());
     }
-    let mut q = QueryBuilder::<Postgres>::new("");
-    for (i, l) in lookups.iter().enumerate() {
-        let (value, bin) = if l.kind == BUSINESS as usize {
-            ("business_secs", "business_bin")
-        } else {
-            ("wall_secs", "wall_bin")
+    // The look-ups as parallel arrays: a (group, kind) → (mode, team, priority) per look-up,
+    // where mode 0 selects by priority (`-1`: any), 1 by team (and the priority unless -1),
+    // 2 the samples without a team.
+    let n = lookups.len();
+    let (mut kinds, mut modes, mut teams, mut prios) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut bins, mut offsets, mut limits) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for l in &lookups {
+        let (mode, team, prio) = match (filter.team_id, l.group) {
+            (Some(t), Group::Priority(p)) => (1i16, Some(t), p),
+            (Some(t), _) => (1, Some(t), ANY_PRIORITY),
+            (None, Group::Overall) => (0, None, ANY_PRIORITY),
+            (None, Group::Priority(p)) => (0, None, p),
+            (None, Group::Team(Some(t))) => (1, Some(t), ANY_PRIORITY),
+            (None, Group::Team(None)) => (2, None, ANY_PRIORITY),
         };
-        if i > 0 {
-            q.push(" UNION ALL ");
-        }
-        q.push("(SELECT ")
-            .push_bind(i as i32)
-            .push("::int4 AS q, v FROM (SELECT ")
-            .push(value)
-            .push(" AS v FROM rm_analytics_samples WHERE tenant_id = ")
-            .push_bind(tenant.0)
-            .push(" AND metric = ")
-            .push_bind(metric)
-            .push(" AND ")
-            .push(bin)
-            .push(" = ")
-            .push_bind(l.bin);
-        match (filter.team_id, l.group) {
-            (Some(t), Group::Priority(p)) => {
-                q.push(" AND team_id = ")
-                    .push_bind(t)
-                    .push(" AND priority = ")
-                    .push_bind(p);
-            }
-            (Some(t), _) => {
-                q.push(" AND team_id = ").push_bind(t);
-            }
-            (None, Group::Overall) => {
-                q.push(" AND priority = ANY(")
-                    .push_bind(vec![0i16, 1, 2, 3])
-                    .push(")");
-            }
-            (None, Group::Priority(p)) => {
-                q.push(" AND priority = ").push_bind(p);
-            }
-            (None, Group::Team(Some(t))) => {
-                q.push(" AND team_id = ").push_bind(t);
-            }
-            (None, Group::Team(None)) => {
-                q.push(" AND team_id IS NULL");
-            }
-        }
-        q.push(" AND at >= ")
-            .push_bind(from)
-            .push(" AND at < ")
-            .push_bind(to)
-            .push(" ORDER BY ")
-            .push(value)
-            .push(" OFFSET ")
-            .push_bind(l.offset)
-            .push(" LIMIT ")
-            .push_bind(l.limit)
-            .push(") x)");
+        kinds.push(if l.kind == BUSINESS as usize {
+            BUSINESS
+        } else {
+            WALL
+        });
+        modes.push(mode);
+        teams.push(team);
+        prios.push(prio);
+        bins.push(l.bin);
+        offsets.push(l.offset);
+        limits.push(l.limit);
     }
-    let rows = q.build().fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(MEDIAN_LOOKUPS)
+        .bind(tenant.0)
+        .bind(metric)
+        .bind(from)
+        .bind(to)
+        .bind((0..n as i32).collect::<Vec<i32>>())
+        .bind(kinds)
+        .bind(modes)
+        .bind(teams)
+        .bind(prios)
+        .bind(bins)
+        .bind(offsets)
+        .bind(limits)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut found: Vec<Vec<i64>> = vec![Vec::new(); lookups.len()];
     for r in rows {
         let i: i32 = r.try_get(0)?;
