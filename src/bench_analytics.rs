@@ -743,6 +743,8 @@ async fn measure(
     let none = Filter::default();
     let month = (now - TimeDelta::days(30), now);
     let all = (now - TimeDelta::days(400), now);
+    // Wide but not the whole history: the time-bounded path at its most expensive.
+    let half_year = (now - TimeDelta::days(180), now);
     let plan = |days: i64, bucket: Bucket, tz: &str| -> anyhow::Result<Box<q::TrendPlan>> {
         let zone = Zone::parse(tz).context("zone")?;
         Ok(Box::new(
@@ -796,8 +798,16 @@ async fn measure(
             Probe::Durations(none, Metric::Resolution, all.0, all.1),
         ),
         (
+            "mttr 180 d".into(),
+            Probe::Durations(none, Metric::Resolution, half_year.0, half_year.1),
+        ),
+        (
             "mtta 30 d".into(),
             Probe::Durations(none, Metric::Response, month.0, month.1),
+        ),
+        (
+            "mtta 180 d".into(),
+            Probe::Durations(none, Metric::Response, half_year.0, half_year.1),
         ),
         (
             "mtta all (400 d)".into(),

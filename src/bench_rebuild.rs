@@ -27,7 +27,7 @@ use eventdesk_domain::incident::{IncidentAggregate, IncidentCommand, IncidentEve
 use eventdesk_domain::sla::timer::SlaRules;
 use eventdesk_domain::values::{ResolutionText, WorkNoteBody, WorkNoteType};
 use eventdesk_domain::{Actor, Aggregate, StreamId, WorkNoteId};
-use eventdesk_projections::rebuild::{RebuildOptions, RebuildOutcome, rebuild};
+use eventdesk_projections::rebuild::{RebuildEvent, RebuildOptions, RebuildOutcome, rebuild};
 use eventdesk_projections::{IncidentProjection, Projection, ProjectorRuntime, RuntimeConfig};
 use eventdesk_store::subscription::StopToken;
 use eventdesk_store::{EventStore, ExpectedVersion, PgEventStore, StreamRef, Upcasters};
@@ -288,7 +288,12 @@ pub async fn bench_rebuild(
             Arc::new(IncidentProjection),
             &opts,
             &stop,
-            &|_| {},
+            // Each index's build time (the index phase is most of what the bulk phase saves).
+            &|e| {
+                if let RebuildEvent::Note(note) = e {
+                    println!("    {note}");
+                }
+            },
         )
         .await
         .context("rebuilding incidents")?;

@@ -1360,8 +1360,13 @@ async fn collect(
     let mut out: Vec<BTreeMap<Group, [Acc; 2]>> = vec![BTreeMap::new(); ms.len()];
     // Direct: the category is no histogram dimension; read its samples in the range.
     let direct = filter.category_id.is_some();
+    // A range that holds every sample of the metrics (e.g. "all time") is the sum of the
+    // largest blocks' rows, whatever its edges, and its median look-ups need no time condition.
+    let covering = !direct && holds_every_sample(conn, tenant, &ms, from, to).await?;
     let (blocks, edges) = if direct {
         (Vec::new(), vec![(from, to)])
+    } else if covering {
+        (vec![(TOP_LEVEL, 0)], Vec::new())
     } else {
         decompose(from, to)
     };
@@ -1390,25 +1395,32 @@ async fn collect(
                 "SELECT 0 AS src, h.metric, h.kind, h.team_key, h.priority_key, h.n, \
                         h.sum_secs, h.breached, array_send(h.hist), NULL::bytea, NULL::bytea, \
                         NULL::bytea, NULL::bytea, NULL::bytea \
-                 FROM rm_analytics_hist h JOIN unnest("
+                 FROM rm_analytics_hist h"
             } else {
                 "SELECT 0 AS src, h.metric, h.kind, h.team_key, h.priority_key, h.n, \
                         h.sum_secs, h.breached, NULL::bytea, NULL::bytea, NULL::bytea, \
                         NULL::bytea, NULL::bytea, NULL::bytea \
-                 FROM rm_analytics_hist h JOIN unnest("
-            })
-            .push_bind(levels.clone())
-            .push("::int2[], ")
-            .push_bind(ids.clone())
-            .push(
-                "::int4[]) AS b(level, block) ON h.level = b.level AND h.block = b.block \
-                 WHERE h.tenant_id = ",
-            )
-            .push_bind(tenant.0)
-            .push(" AND h.metric = ANY(")
-            .push_bind(ms.clone())
-            .push(")")
-            .push(priority);
+                 FROM rm_analytics_hist h"
+            });
+            if !covering {
+                q.push(" JOIN unnest(")
+                    .push_bind(levels.clone())
+                    .push("::int2[], ")
+                    .push_bind(ids.clone())
+                    .push(
+                        "::int4[]) AS b(level, block) ON h.level = b.level \
+                         AND h.block = b.block",
+                    );
+            }
+            q.push(" WHERE h.tenant_id = ")
+                .push_bind(tenant.0)
+                .push(" AND h.metric = ANY(")
+                .push_bind(ms.clone())
+                .push(")")
+                .push(priority);
+            if covering {
+                q.push(" AND h.level = ").push_bind(TOP_LEVEL);
+            }
             if !medians {
                 q.push(" AND h.kind = ").push_bind(BUSINESS);
             }
@@ -1481,18 +1493,48 @@ async fn collect(
         }
     } else if medians {
         for (k, groups) in out.iter_mut().enumerate() {
-            exact_medians(conn, tenant, filter, ms[k], from, to, groups).await?;
+            exact_medians(conn, tenant, filter, ms[k], (from, to), covering, groups).await?;
         }
     }
     Ok(out.into_iter().map(|groups| Collected { groups }).collect())
 }
 
+/// Whether `[from, to)` holds every sample of `metrics` (two index probes per metric).
+async fn holds_every_sample(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    metrics: &[i16],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<bool> {
+    let all: Option<bool> = sqlx::query_scalar(
+        "SELECT bool_and(coalesce(x.first >= $3 AND x.last < $4, true)) FROM ( \
+             SELECT (SELECT min(s.at) FROM rm_analytics_samples s \
+                     WHERE s.tenant_id = $1 AND s.metric = m.metric) AS first, \
+                    (SELECT max(s.at) FROM rm_analytics_samples s \
+                     WHERE s.tenant_id = $1 AND s.metric = m.metric) AS last \
+             FROM unnest($2::int2[]) AS m(metric)) x",
+    )
+    .bind(tenant.0)
+    .bind(metrics)
+    .bind(from)
+    .bind(to)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(all.unwrap_or(true))
+}
+
+/// The histogram level whose blocks (512 days) together hold every sample.
+const TOP_LEVEL: i16 = (HIST_LEVEL_SECS.len() - 1) as i16;
+
 /// The exact median look-ups of [`exact_medians`], one fixed statement whatever their number
 /// (so it is planned once per connection, not once per request: a UNION of a branch per
 /// look-up cost more to plan than to run). Each look-up is one index range scan over the
 /// samples of one bin in the range, sorted by value, `OFFSET`/`LIMIT` to the ranks wanted:
-/// by priority (`rm_analytics_samples_*_bin`), by team or without one (`…_team`). The
-/// LATERAL's `LIMIT` keeps each a separate scan.
+/// by priority (`rm_analytics_samples_*_bin`), by team or without one (`…_team`). When the
+/// range holds every sample ("all time"; modes 3–6) the time condition is void and the bin is
+/// read in value order instead (`…_value`, migration 0023): `OFFSET r` reads r + 1 index
+/// entries and sorts nothing. The LATERAL's `LIMIT` keeps each a separate scan.
 const MEDIAN_LOOKUPS: &str = "\
 WITH l AS (SELECT * FROM unnest($5::int4[], $6::int2[], $7::int2[], $8::uuid[], $9::int2[], \
                                 $10::int2[], $11::int8[], $12::int8[]) \
@@ -1542,13 +1584,69 @@ SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
       AND s.business_bin = l.bin AND s.business_bin IS NOT NULL \
       AND s.at >= $3 AND s.at < $4 \
     ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 1 AND l.mode = 2";
+WHERE l.kind = 1 AND l.mode = 2 \
+UNION ALL \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.wall_bin = l.bin \
+    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 0 AND l.mode = 3 \
+UNION ALL \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.wall_bin = l.bin AND s.priority = l.prio \
+    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 0 AND l.mode = 4 \
+UNION ALL \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id = l.team AND s.wall_bin = l.bin \
+      AND (l.prio < 0 OR s.priority = l.prio) \
+    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 0 AND l.mode = 5 \
+UNION ALL \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id IS NULL AND s.wall_bin = l.bin \
+    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 0 AND l.mode = 6 \
+UNION ALL \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.business_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.business_bin = l.bin \
+      AND s.business_bin IS NOT NULL \
+    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 1 AND l.mode = 3 \
+UNION ALL \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.business_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.business_bin = l.bin \
+      AND s.business_bin IS NOT NULL AND s.priority = l.prio \
+    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 1 AND l.mode = 4 \
+UNION ALL \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.business_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id = l.team \
+      AND s.business_bin = l.bin AND s.business_bin IS NOT NULL \
+      AND (l.prio < 0 OR s.priority = l.prio) \
+    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 1 AND l.mode = 5 \
+UNION ALL \
+SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+    SELECT s.business_secs AS v FROM rm_analytics_samples s \
+    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id IS NULL \
+      AND s.business_bin = l.bin AND s.business_bin IS NOT NULL \
+    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
+WHERE l.kind = 1 AND l.mode = 6";
 
 /// One exact look-up: the values at ranks `offset + 1 ..= offset + limit` of a group's samples
 /// in one bin of one kind.
 struct Lookup {
     group: Group,
     kind: usize,
+    /// The range holds every sample of the metric: read in value order, no time condition.
+    whole: bool,
     bin: i16,
     offset: i64,
     limit: i64,
@@ -1563,8 +1661,8 @@ async fn exact_medians(
     tenant: TenantId,
     filter: &Filter,
     metric: i16,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    covering: bool,
     groups: &mut BTreeMap<Group, [Acc; 2]>,
 ) -> Result<()> {
     let mut lookups: Vec<Lookup> = Vec::new();
@@ -1582,6 +1680,7 @@ async fn exact_medians(
                 lookups.push(Lookup {
                     group: *g,
                     kind: k,
+                    whole: covering,
                     bin,
                     offset: lo - 1,
                     limit: hi - lo + 1,
@@ -1595,7 +1694,9 @@ async fn exact_medians(
     }
     // The look-ups as parallel arrays: a (group, kind) → (mode, team, priority) per look-up,
     // where mode 0 selects by priority (`-1`: any), 1 by team (and the priority unless -1),
-    // 2 the samples without a team.
+    // 2 the samples without a team, within the range; modes 3–6 are the same without a time
+    // condition, in value order, when the range holds every sample: 3 every priority, 4 one,
+    // 5 a team, 6 no team.
     let n = lookups.len();
     let (mut kinds, mut modes, mut teams, mut prios) = (
         Vec::with_capacity(n),
@@ -1616,6 +1717,13 @@ async fn exact_medians(
             (None, Group::Priority(p)) => (0, None, p),
             (None, Group::Team(Some(t))) => (1, Some(t), ANY_PRIORITY),
             (None, Group::Team(None)) => (2, None, ANY_PRIORITY),
+        };
+        let mode = match (l.whole, mode, prio) {
+            (false, m, _) => m,
+            (true, 0, ANY_PRIORITY) => 3,
+            (true, 0, _) => 4,
+            (true, 1, _) => 5,
+            (true, _, _) => 6,
         };
         kinds.push(if l.kind == BUSINESS as usize {
             BUSINESS
