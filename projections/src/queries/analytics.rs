@@ -1535,110 +1535,67 @@ const TOP_LEVEL: i16 = (HIST_LEVEL_SECS.len() - 1) as i16;
 /// range holds every sample ("all time"; modes 3–6) the time condition is void and the bin is
 /// read in value order instead (`…_value`, migration 0023): `OFFSET r` reads r + 1 index
 /// entries and sorts nothing. The LATERAL's `LIMIT` keeps each a separate scan.
-const MEDIAN_LOOKUPS: &str = "\
-WITH l AS (SELECT * FROM unnest($5::int4[], $6::int2[], $7::int2[], $8::uuid[], $9::int2[], \
-                                $10::int2[], $11::int8[], $12::int8[]) \
-                  AS l(q, kind, mode, team, prio, bin, off, lim)) \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.wall_bin = l.bin \
-      AND s.priority = ANY(CASE WHEN l.prio < 0 THEN '{0,1,2,3}'::int2[] ELSE ARRAY[l.prio] END) \
-      AND s.at >= $3 AND s.at < $4 \
-    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 0 AND l.mode = 0 \
-UNION ALL \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id = l.team AND s.wall_bin = l.bin \
-      AND s.at >= $3 AND s.at < $4 AND (l.prio < 0 OR s.priority = l.prio) \
-    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 0 AND l.mode = 1 \
-UNION ALL \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id IS NULL AND s.wall_bin = l.bin \
-      AND s.at >= $3 AND s.at < $4 \
-    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 0 AND l.mode = 2 \
-UNION ALL \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.business_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.business_bin = l.bin \
-      AND s.business_bin IS NOT NULL \
-      AND s.priority = ANY(CASE WHEN l.prio < 0 THEN '{0,1,2,3}'::int2[] ELSE ARRAY[l.prio] END) \
-      AND s.at >= $3 AND s.at < $4 \
-    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 1 AND l.mode = 0 \
-UNION ALL \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.business_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id = l.team \
-      AND s.business_bin = l.bin AND s.business_bin IS NOT NULL \
-      AND s.at >= $3 AND s.at < $4 AND (l.prio < 0 OR s.priority = l.prio) \
-    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 1 AND l.mode = 1 \
-UNION ALL \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.business_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id IS NULL \
-      AND s.business_bin = l.bin AND s.business_bin IS NOT NULL \
-      AND s.at >= $3 AND s.at < $4 \
-    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 1 AND l.mode = 2 \
-UNION ALL \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.wall_bin = l.bin \
-    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 0 AND l.mode = 3 \
-UNION ALL \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.wall_bin = l.bin AND s.priority = l.prio \
-    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 0 AND l.mode = 4 \
-UNION ALL \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id = l.team AND s.wall_bin = l.bin \
-      AND (l.prio < 0 OR s.priority = l.prio) \
-    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 0 AND l.mode = 5 \
-UNION ALL \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.wall_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id IS NULL AND s.wall_bin = l.bin \
-    ORDER BY s.wall_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 0 AND l.mode = 6 \
-UNION ALL \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.business_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.business_bin = l.bin \
-      AND s.business_bin IS NOT NULL \
-    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 1 AND l.mode = 3 \
-UNION ALL \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.business_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.business_bin = l.bin \
-      AND s.business_bin IS NOT NULL AND s.priority = l.prio \
-    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 1 AND l.mode = 4 \
-UNION ALL \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.business_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id = l.team \
-      AND s.business_bin = l.bin AND s.business_bin IS NOT NULL \
-      AND (l.prio < 0 OR s.priority = l.prio) \
-    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 1 AND l.mode = 5 \
-UNION ALL \
-SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
-    SELECT s.business_secs AS v FROM rm_analytics_samples s \
-    WHERE s.tenant_id = $1 AND s.metric = $2 AND s.team_id IS NULL \
-      AND s.business_bin = l.bin AND s.business_bin IS NOT NULL \
-    ORDER BY s.business_secs OFFSET l.off LIMIT l.lim) x \
-WHERE l.kind = 1 AND l.mode = 6";
+static MEDIAN_LOOKUPS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    // Per look-up mode, the samples it selects (`{bin}`: the kind's bin column) and whether
+    // within the range.
+    const MODES: [(i16, &str, bool); 7] = [
+        (
+            0,
+            "s.{bin} = l.bin AND s.priority = ANY(CASE WHEN l.prio < 0 \
+             THEN '{0,1,2,3}'::int2[] ELSE ARRAY[l.prio] END)",
+            true,
+        ),
+        (
+            1,
+            "s.team_id = l.team AND s.{bin} = l.bin AND (l.prio < 0 OR s.priority = l.prio)",
+            true,
+        ),
+        (2, "s.team_id IS NULL AND s.{bin} = l.bin", true),
+        (3, "s.{bin} = l.bin", false),
+        (4, "s.{bin} = l.bin AND s.priority = l.prio", false),
+        (
+            5,
+            "s.team_id = l.team AND s.{bin} = l.bin AND (l.prio < 0 OR s.priority = l.prio)",
+            false,
+        ),
+        (6, "s.team_id IS NULL AND s.{bin} = l.bin", false),
+    ];
+    let kinds = [
+        (WALL, "wall_secs", "wall_bin", ""),
+        (
+            BUSINESS,
+            "business_secs",
+            "business_bin",
+            " AND s.business_bin IS NOT NULL",
+        ),
+    ];
+    let branches: Vec<String> = kinds
+        .iter()
+        .flat_map(|(kind, value, bin, partial)| {
+            MODES.iter().map(move |(mode, select, timed)| {
+                format!(
+                    "SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
+                     SELECT s.{value} AS v FROM rm_analytics_samples s \
+                     WHERE s.tenant_id = $1 AND s.metric = $2 AND {}{partial}{} \
+                     ORDER BY s.{value} OFFSET l.off LIMIT l.lim) x \
+                     WHERE l.kind = {kind} AND l.mode = {mode}",
+                    select.replace("{bin}", bin),
+                    if *timed {
+                        " AND s.at >= $3 AND s.at < $4"
+                    } else {
+                        ""
+                    },
+                )
+            })
+        })
+        .collect();
+    format!(
+        "WITH l AS (SELECT * FROM unnest($5::int4[], $6::int2[], $7::int2[], $8::uuid[], \
+         $9::int2[], $10::int2[], $11::int8[], $12::int8[]) \
+         AS l(q, kind, mode, team, prio, bin, off, lim)) {}",
+        branches.join(" UNION ALL ")
+    )
+});
 
 /// One exact look-up: the values at ranks `offset + 1 ..= offset + limit` of a group's samples
 /// in one bin of one kind.
@@ -1737,7 +1694,7 @@ async fn exact_medians(
         offsets.push(l.offset);
         limits.push(l.limit);
     }
-    let rows = sqlx::query(MEDIAN_LOOKUPS)
+    let rows = sqlx::query(MEDIAN_LOOKUPS.as_str())
         .bind(tenant.0)
         .bind(metric)
         .bind(from)
