@@ -239,17 +239,27 @@ const SAMPLE_BUSINESS: &str = "UPDATE rm_analytics_samples s SET business_secs =
      WHERE s.tenant_id = u.tenant_id AND s.metric = u.metric \
        AND s.incident_id = u.incident_id AND s.cycle = u.cycle AND s.business_secs IS NULL";
 
-/// The histogram function is qualified: a rebuild runs with its shadow schema as search path.
+/// The stored histogram rows a batch adds to, read (and locked) before they are rewritten:
+/// a histogram is merged here, not in SQL (see [`encode_hist`]).
+const HIST_CURRENT: &str = "SELECT h.tenant_id, h.metric, h.level, h.block, h.kind, h.team_key, \
+     h.priority_key, h.n, h.sum_secs, h.breached, h.hist \
+     FROM rm_analytics_hist h \
+     JOIN unnest($1::uuid[], $2::int2[], $3::int2[], $4::int4[], $5::int2[], $6::uuid[], \
+                 $7::int2[]) AS x(t, m, l, b, k, tk, pk) \
+       ON h.tenant_id = x.t AND h.metric = x.m AND h.level = x.l AND h.block = x.b \
+      AND h.priority_key = x.pk AND h.team_key = x.tk AND h.kind = x.k \
+     FOR UPDATE OF h";
+
+/// The merged histogram rows (absolute figures: [`HIST_CURRENT`] read the rows under lock).
 const HIST_UPSERT: &str = "INSERT INTO rm_analytics_hist AS h (tenant_id, metric, level, block, \
      kind, team_key, priority_key, n, sum_secs, breached, hist) \
-     SELECT t, m, l, b, k, tk, pk, n, s, br, hs::int4[] \
+     SELECT t, m, l, b, k, tk, pk, n, s, br, hs \
      FROM unnest($1::uuid[], $2::int2[], $3::int2[], $4::int4[], $5::int2[], $6::uuid[], \
-                 $7::int2[], $8::int8[], $9::int8[], $10::int8[], $11::text[]) \
+                 $7::int2[], $8::int8[], $9::int8[], $10::int8[], $11::bytea[]) \
           AS x(t, m, l, b, k, tk, pk, n, s, br, hs) \
      ON CONFLICT (tenant_id, metric, level, block, priority_key, team_key, kind) DO UPDATE SET \
-       n = h.n + EXCLUDED.n, sum_secs = h.sum_secs + EXCLUDED.sum_secs, \
-       breached = h.breached + EXCLUDED.breached, \
-       hist = public.eventdesk_hist_add(h.hist, EXCLUDED.hist)";
+       n = EXCLUDED.n, sum_secs = EXCLUDED.sum_secs, breached = EXCLUDED.breached, \
+       hist = EXCLUDED.hist";
 
 /// The `rm_analytics_current` measures.
 const OPEN: &str = "open";
@@ -922,58 +932,169 @@ async fn write(
     }
 
     if !d.hist.is_empty() {
-        let n = d.hist.len();
-        let mut t = Vec::with_capacity(n);
-        let mut metric = Vec::with_capacity(n);
-        let mut level = Vec::with_capacity(n);
-        let mut block = Vec::with_capacity(n);
-        let mut kind = Vec::with_capacity(n);
-        let mut tk = Vec::with_capacity(n);
-        let mut pk = Vec::with_capacity(n);
-        let mut count = Vec::with_capacity(n);
-        let mut sum = Vec::with_capacity(n);
-        let mut breached = Vec::with_capacity(n);
-        let mut hist = Vec::with_capacity(n);
-        for ((a, m, l, b, k, team, p), h) in d.hist {
-            t.push(a);
-            metric.push(m);
-            level.push(l);
-            block.push(b);
-            kind.push(k);
-            tk.push(team);
-            pk.push(p);
-            count.push(h.n);
-            sum.push(h.sum);
-            breached.push(h.breached);
-            hist.push(hist_literal(&h.bins));
-        }
-        sqlx::query(HIST_UPSERT)
-            .bind(&t)
-            .bind(&metric)
-            .bind(&level)
-            .bind(&block)
-            .bind(&kind)
-            .bind(&tk)
-            .bind(&pk)
-            .bind(&count)
-            .bind(&sum)
-            .bind(&breached)
-            .bind(&hist)
-            .execute(&mut *tx)
-            .await?;
+        write_hist(tx, d.hist).await?;
     }
     Ok(())
 }
 
-/// A dense histogram as an array literal, `{0,2,0,1}`: element `i` counts bin `i`.
-fn hist_literal(bins: &BTreeMap<i16, i32>) -> String {
-    let len = bins.keys().next_back().map_or(0, |b| *b as usize + 1);
-    let mut dense = vec![0i32; len];
-    for (b, n) in bins {
-        dense[*b as usize] += n;
+/// Adds a batch's histogram deltas to the stored rows: reads the rows it touches (locked),
+/// merges in Rust, writes the sums back.
+async fn write_hist(
+    tx: &mut PgConnection,
+    deltas: HashMap<HistKey, HistDelta>,
+) -> Result<(), HandlerError> {
+    let n = deltas.len();
+    let mut t = Vec::with_capacity(n);
+    let mut metric = Vec::with_capacity(n);
+    let mut level = Vec::with_capacity(n);
+    let mut block = Vec::with_capacity(n);
+    let mut kind = Vec::with_capacity(n);
+    let mut tk = Vec::with_capacity(n);
+    let mut pk = Vec::with_capacity(n);
+    for (a, m, l, b, k, team, p) in deltas.keys() {
+        t.push(*a);
+        metric.push(*m);
+        level.push(*l);
+        block.push(*b);
+        kind.push(*k);
+        tk.push(*team);
+        pk.push(*p);
     }
-    let inner: Vec<String> = dense.iter().map(i32::to_string).collect();
-    format!("{{{}}}", inner.join(","))
+    let current = sqlx::query(HIST_CURRENT)
+        .bind(&t)
+        .bind(&metric)
+        .bind(&level)
+        .bind(&block)
+        .bind(&kind)
+        .bind(&tk)
+        .bind(&pk)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut stored: HashMap<HistKey, (i64, i64, i64, Vec<u8>)> =
+        HashMap::with_capacity(current.len());
+    for r in current {
+        let key: HistKey = (
+            r.try_get(0)?,
+            r.try_get(1)?,
+            r.try_get(2)?,
+            r.try_get(3)?,
+            r.try_get(4)?,
+            r.try_get(5)?,
+            r.try_get(6)?,
+        );
+        stored.insert(
+            key,
+            (r.try_get(7)?, r.try_get(8)?, r.try_get(9)?, r.try_get(10)?),
+        );
+    }
+    let mut count = Vec::with_capacity(n);
+    let mut sum = Vec::with_capacity(n);
+    let mut breached = Vec::with_capacity(n);
+    let mut hist = Vec::with_capacity(n);
+    let mut dense = Vec::new();
+    // The same order as the key arrays above (the map is not changed in between).
+    for (key, d) in deltas {
+        dense.clear();
+        let (n0, s0, b0) = match stored.get(&key) {
+            Some((n0, s0, b0, h)) => {
+                decode_hist(h, |bin, c| {
+                    if dense.len() <= bin {
+                        dense.resize(bin + 1, 0);
+                    }
+                    dense[bin] += c;
+                })
+                .map_err(|e| err(format!("rm_analytics_hist {key:?}: {e}")))?;
+                (*n0, *s0, *b0)
+            }
+            None => (0, 0, 0),
+        };
+        for (bin, c) in &d.bins {
+            let bin = usize::try_from(*bin).unwrap_or(0);
+            if dense.len() <= bin {
+                dense.resize(bin + 1, 0);
+            }
+            dense[bin] += i64::from(*c);
+        }
+        count.push(n0 + d.n);
+        sum.push(s0 + d.sum);
+        breached.push(b0 + d.breached);
+        hist.push(encode_hist(&dense));
+    }
+    sqlx::query(HIST_UPSERT)
+        .bind(&t)
+        .bind(&metric)
+        .bind(&level)
+        .bind(&block)
+        .bind(&kind)
+        .bind(&tk)
+        .bind(&pk)
+        .bind(&count)
+        .bind(&sum)
+        .bind(&breached)
+        .bind(&hist)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// A histogram as stored in `rm_analytics_hist.hist`: element `i` of `dense` (the samples in
+/// bin `i`) as one unsigned LEB128 varint, in bin order, trailing zero bins not stored. A
+/// `bytea` is sent to a reader as it is stored, where an `integer[]` costs PostgreSQL a
+/// send-function call per element (ADR 0027); the common small counts take one byte.
+/// Negative counts (never produced) are stored as 0.
+pub fn encode_hist(dense: &[i64]) -> Vec<u8> {
+    let len = dense.iter().rposition(|c| *c > 0).map_or(0, |i| i + 1);
+    let mut out = Vec::with_capacity(len + len / 2);
+    for c in &dense[..len] {
+        let mut x = u64::try_from(*c).unwrap_or(0);
+        while x >= 0x80 {
+            out.push((x & 0x7f) as u8 | 0x80);
+            x >>= 7;
+        }
+        out.push(x as u8);
+    }
+    out
+}
+
+/// Calls `f(bin, count)` for each non-zero bin of a histogram of [`encode_hist`], in bin
+/// order. Fails on a truncated or over-long varint.
+pub fn decode_hist(bytes: &[u8], mut f: impl FnMut(usize, i64)) -> Result<(), HistDecodeError> {
+    let mut bin = 0;
+    let mut x: u64 = 0;
+    let mut shift = 0;
+    for &byte in bytes {
+        if shift > 56 {
+            return Err(HistDecodeError::Overlong(bin));
+        }
+        x |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            if x != 0 {
+                f(
+                    bin,
+                    i64::try_from(x).map_err(|_| HistDecodeError::Overlong(bin))?,
+                );
+            }
+            bin += 1;
+            x = 0;
+            shift = 0;
+        } else {
+            shift += 7;
+        }
+    }
+    if shift == 0 {
+        Ok(())
+    } else {
+        Err(HistDecodeError::Truncated(bin))
+    }
+}
+
+/// A stored histogram that is not one of [`encode_hist`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HistDecodeError {
+    #[error("histogram truncated in bin {0}")]
+    Truncated(usize),
+    #[error("histogram count too long in bin {0}")]
+    Overlong(usize),
 }
 
 #[cfg(test)]
@@ -1015,11 +1136,44 @@ mod tests {
     }
 
     #[test]
-    fn hist_literals_are_dense() {
-        let mut m = BTreeMap::new();
-        assert_eq!(hist_literal(&m), "{}");
-        m.insert(3, 2);
-        m.insert(0, 1);
-        assert_eq!(hist_literal(&m), "{1,0,0,2}");
+    fn histograms_are_dense_varints_without_trailing_zeros() {
+        assert_eq!(encode_hist(&[]), Vec::<u8>::new());
+        assert_eq!(encode_hist(&[0, 0]), Vec::<u8>::new());
+        assert_eq!(encode_hist(&[1, 0, 0, 300, 0]), vec![1, 0, 0, 0xac, 0x02]);
+        let mut seen = Vec::new();
+        decode_hist(&[1, 0, 0, 0xac, 0x02], |b, c| seen.push((b, c))).expect("valid");
+        assert_eq!(seen, vec![(0, 1), (3, 300)]);
+    }
+
+    #[test]
+    fn malformed_histograms_are_errors() {
+        assert_eq!(
+            decode_hist(&[1, 0x80], |_, _| {}),
+            Err(HistDecodeError::Truncated(1))
+        );
+        assert_eq!(
+            decode_hist(&[0xff; 10], |_, _| {}),
+            Err(HistDecodeError::Overlong(0))
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn histograms_survive_the_round_trip(
+            dense in proptest::collection::vec(
+                proptest::prop_oneof![3 => proptest::strategy::Just(0i64), 2 => 0i64..200, 1 => 0i64..(1 << 40)],
+                0..900,
+            )
+        ) {
+            let mut back = Vec::new();
+            decode_hist(&encode_hist(&dense), |b, c| {
+                if back.len() <= b {
+                    back.resize(b + 1, 0);
+                }
+                back[b] = c;
+            }).expect("round trip");
+            let len = dense.iter().rposition(|c| *c != 0).map_or(0, |i| i + 1);
+            proptest::prop_assert_eq!(&back[..], &dense[..len]);
+        }
     }
 }

@@ -304,3 +304,47 @@ async fn a_poison_event_is_dead_lettered_and_other_projections_keep_going() {
     assert!(calls.load(Ordering::SeqCst) < 40);
     h.shutdown().await;
 }
+
+/// Migration 0024 converted the stored histograms with `eventdesk_hist_encode`: it must agree
+/// byte for byte with the projection's encoder, which writes every histogram since.
+#[tokio::test]
+async fn the_migrations_histogram_encoder_agrees_with_the_projections() {
+    use eventdesk_projections::analytics::{decode_hist, encode_hist};
+    let t = TestDb::new().await;
+    let mut cases: Vec<Vec<i64>> = vec![
+        vec![],
+        vec![0, 0, 0],
+        vec![1],
+        vec![0, 0, 5, 0, 127, 128, 300, 0, 0],
+        vec![
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            i64::from(i32::MAX),
+            0,
+            1,
+        ],
+    ];
+    // A long one: 900 bins (durations of decades), a few thousand per bin, zero runs.
+    cases.push(
+        (0..900i64)
+            .map(|i| (i * i * 7919) % 5000 * i64::from(i % 7 != 0))
+            .collect(),
+    );
+    for dense in cases {
+        let arr: Vec<i32> = dense
+            .iter()
+            .map(|c| i32::try_from(*c).expect("int4"))
+            .collect();
+        let sql: Vec<u8> = sqlx::query_scalar("SELECT eventdesk_hist_encode($1::int4[])")
+            .bind(&arr)
+            .fetch_one(&t.superuser)
+            .await
+            .expect("encode");
+        assert_eq!(sql, encode_hist(&dense), "{dense:?}");
+        let mut back = vec![0; dense.len()];
+        decode_hist(&sql, |b, c| back[b] = c).expect("decode");
+        assert_eq!(back, dense);
+    }
+}

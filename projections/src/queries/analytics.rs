@@ -22,7 +22,7 @@
 use super::Result;
 use crate::analytics::{
     ANY, ANY_PRIORITY, BUSINESS, FLOW_LEVEL_SECS, HIST_LEVEL_SECS, NONE, RESOLUTION, RESPONSE,
-    WALL, duration_bin, open_key,
+    WALL, decode_hist, duration_bin, open_key,
 };
 use crate::incidents::priority_rank;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
@@ -1113,16 +1113,22 @@ impl Acc {
         }
     }
 
-    fn add_hist(&mut self, n: i64, sum: i64, breached: i64, hist: &[i32]) {
+    /// Adds a stored histogram row (its histogram, if read, as [`encode_hist`] stores it).
+    fn add_hist(&mut self, n: i64, sum: i64, breached: i64, hist: Option<&[u8]>) -> Result<()> {
         self.n += n;
         self.sum += sum;
         self.breached += breached;
-        if self.hist.len() < hist.len() {
-            self.hist.resize(hist.len(), 0);
-        }
-        for (h, x) in self.hist.iter_mut().zip(hist) {
-            *h += i64::from(*x);
-        }
+        let Some(hist) = hist else { return Ok(()) };
+        decode_hist(hist, |b, c| {
+            if self.hist.len() <= b {
+                self.hist.resize(b + 1, 0);
+            }
+            self.hist[b] += c;
+        })
+        .map_err(|e| super::QueryError::Corrupt {
+            column: "rm_analytics_hist",
+            message: e.to_string(),
+        })
     }
 
     fn stats(&self) -> DurationStats {
@@ -1393,7 +1399,7 @@ async fn collect(
             // Compliance needs only the business rows' counts, not the histograms.
             q.push(if medians {
                 "SELECT 0 AS src, h.metric, h.kind, h.team_key, h.priority_key, h.n, \
-                        h.sum_secs, h.breached, array_send(h.hist), NULL::bytea, NULL::bytea, \
+                        h.sum_secs, h.breached, h.hist, NULL::bytea, NULL::bytea, \
                         NULL::bytea, NULL::bytea, NULL::bytea \
                  FROM rm_analytics_hist h"
             } else {
@@ -1463,7 +1469,7 @@ async fn collect(
         let n: i64 = r.try_get(5)?;
         let sum: i64 = r.try_get(6)?;
         let breached: i64 = r.try_get(7)?;
-        let hist = array_of(&r, 8, |x| be::<4>(x).map_or(0, i32::from_be_bytes))?;
+        let hist: Option<Vec<u8>> = r.try_get(8)?;
         let kind = usize::from(kind == BUSINESS);
         let targets: &[Group] = match (filter.team_id, team_key == ANY, pk == ANY_PRIORITY) {
             (Some(t), _, true) => &[Group::Overall, Group::Team(Some(t))],
@@ -1473,7 +1479,7 @@ async fn collect(
             (None, false, false) => &[],
         };
         for g in targets {
-            groups.entry(*g).or_default()[kind].add_hist(n, sum, breached, &hist);
+            groups.entry(*g).or_default()[kind].add_hist(n, sum, breached, hist.as_deref())?;
         }
     }
     if direct {
