@@ -943,6 +943,8 @@ async fn write_hist(
     tx: &mut PgConnection,
     deltas: HashMap<HistKey, HistDelta>,
 ) -> Result<(), HandlerError> {
+    // One order for the key arrays and the merged figures below.
+    let deltas: Vec<(HistKey, HistDelta)> = deltas.into_iter().collect();
     let n = deltas.len();
     let mut t = Vec::with_capacity(n);
     let mut metric = Vec::with_capacity(n);
@@ -951,7 +953,7 @@ async fn write_hist(
     let mut kind = Vec::with_capacity(n);
     let mut tk = Vec::with_capacity(n);
     let mut pk = Vec::with_capacity(n);
-    for (a, m, l, b, k, team, p) in deltas.keys() {
+    for ((a, m, l, b, k, team, p), _) in &deltas {
         t.push(*a);
         metric.push(*m);
         level.push(*l);
@@ -992,7 +994,6 @@ async fn write_hist(
     let mut breached = Vec::with_capacity(n);
     let mut hist = Vec::with_capacity(n);
     let mut dense = Vec::new();
-    // The same order as the key arrays above (the map is not changed in between).
     for (key, d) in deltas {
         dense.clear();
         let (n0, s0, b0) = match stored.get(&key) {
