@@ -998,13 +998,8 @@ async fn write_hist(
         dense.clear();
         let (n0, s0, b0) = match stored.get(&key) {
             Some((n0, s0, b0, h)) => {
-                decode_hist(h, |bin, c| {
-                    if dense.len() <= bin {
-                        dense.resize(bin + 1, 0);
-                    }
-                    dense[bin] += c;
-                })
-                .map_err(|e| err(format!("rm_analytics_hist {key:?}: {e}")))?;
+                merge_hist(&mut dense, h)
+                    .map_err(|e| err(format!("rm_analytics_hist {key:?}: {e}")))?;
                 (*n0, *s0, *b0)
             }
             None => (0, 0, 0),
@@ -1087,6 +1082,16 @@ pub fn decode_hist(bytes: &[u8], mut f: impl FnMut(usize, i64)) -> Result<(), Hi
     } else {
         Err(HistDecodeError::Truncated(bin))
     }
+}
+
+/// Adds a histogram of [`encode_hist`] to the dense sums `into` (grown as needed).
+pub fn merge_hist(into: &mut Vec<i64>, bytes: &[u8]) -> Result<(), HistDecodeError> {
+    decode_hist(bytes, |bin, c| {
+        if into.len() <= bin {
+            into.resize(bin + 1, 0);
+        }
+        into[bin] += c;
+    })
 }
 
 /// A stored histogram that is not one of [`encode_hist`].

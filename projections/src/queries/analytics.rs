@@ -22,7 +22,7 @@
 use super::Result;
 use crate::analytics::{
     ANY, ANY_PRIORITY, BUSINESS, FLOW_LEVEL_SECS, HIST_LEVEL_SECS, NONE, RESOLUTION, RESPONSE,
-    WALL, decode_hist, duration_bin, open_key,
+    WALL, duration_bin, merge_hist, open_key,
 };
 use crate::incidents::priority_rank;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
@@ -1113,19 +1113,14 @@ impl Acc {
         }
     }
 
-    /// Adds a stored histogram row (its histogram, if read, as [`encode_hist`] stores it).
+    /// Adds a stored histogram row (its histogram, if read, as
+    /// [`encode_hist`](crate::analytics::encode_hist) stores it).
     fn add_hist(&mut self, n: i64, sum: i64, breached: i64, hist: Option<&[u8]>) -> Result<()> {
         self.n += n;
         self.sum += sum;
         self.breached += breached;
         let Some(hist) = hist else { return Ok(()) };
-        decode_hist(hist, |b, c| {
-            if self.hist.len() <= b {
-                self.hist.resize(b + 1, 0);
-            }
-            self.hist[b] += c;
-        })
-        .map_err(|e| super::QueryError::Corrupt {
+        merge_hist(&mut self.hist, hist).map_err(|e| super::QueryError::Corrupt {
             column: "rm_analytics_hist",
             message: e.to_string(),
         })
