@@ -1533,13 +1533,14 @@ const TOP_LEVEL: i16 = (HIST_LEVEL_SECS.len() - 1) as i16;
 /// look-up cost more to plan than to run). Each look-up is one index range scan over the
 /// samples of one bin in the range, sorted by value, `OFFSET`/`LIMIT` to the ranks wanted:
 /// by priority (`rm_analytics_samples_*_bin`), by team or without one (`…_team`). When the
-/// range holds every sample ("all time"; modes 3–6) the time condition is void and the bin is
+/// range holds every sample ("all time"; modes 3–10) the time condition is void and the bin is
 /// read in value order instead (`…_value`, migration 0023): `OFFSET r` reads r + 1 index
-/// entries and sorts nothing. The LATERAL's `LIMIT` keeps each a separate scan.
+/// entries and sorts nothing — from the bin's nearer end (modes 7–10 read it backwards). The
+/// LATERAL's `LIMIT` keeps each a separate scan.
 static MEDIAN_LOOKUPS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     // Per look-up mode, the samples it selects (`{bin}`: the kind's bin column) and whether
     // within the range.
-    const MODES: [(i16, &str, bool); 7] = [
+    const MODES: [(i16, &str, bool); 11] = [
         (
             0,
             "s.{bin} = l.bin AND s.priority = ANY(CASE WHEN l.prio < 0 \
@@ -1560,6 +1561,14 @@ static MEDIAN_LOOKUPS: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
             false,
         ),
         (6, "s.team_id IS NULL AND s.{bin} = l.bin", false),
+        (7, "s.{bin} = l.bin", false),
+        (8, "s.{bin} = l.bin AND s.priority = l.prio", false),
+        (
+            9,
+            "s.team_id = l.team AND s.{bin} = l.bin AND (l.prio < 0 OR s.priority = l.prio)",
+            false,
+        ),
+        (10, "s.team_id IS NULL AND s.{bin} = l.bin", false),
     ];
     let kinds = [
         (WALL, "wall_secs", "wall_bin", ""),
@@ -1578,7 +1587,7 @@ static MEDIAN_LOOKUPS: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
                     "SELECT l.q, x.v FROM l CROSS JOIN LATERAL ( \
                      SELECT s.{value} AS v FROM rm_analytics_samples s \
                      WHERE s.tenant_id = $1 AND s.metric = $2 AND {}{partial}{} \
-                     ORDER BY s.{value} OFFSET l.off LIMIT l.lim) x \
+                     ORDER BY s.{value}{} OFFSET l.off LIMIT l.lim) x \
                      WHERE l.kind = {kind} AND l.mode = {mode}",
                     select.replace("{bin}", bin),
                     if *timed {
@@ -1586,6 +1595,7 @@ static MEDIAN_LOOKUPS: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
                     } else {
                         ""
                     },
+                    if *mode >= 7 { " DESC" } else { "" },
                 )
             })
         })
@@ -1605,6 +1615,9 @@ struct Lookup {
     kind: usize,
     /// The range holds every sample of the metric: read in value order, no time condition.
     whole: bool,
+    /// With `whole`: read from the largest value down (the ranks are nearer the bin's top;
+    /// `offset` then counts from the top).
+    descending: bool,
     bin: i16,
     offset: i64,
     limit: i64,
@@ -1635,12 +1648,18 @@ async fn exact_medians(
             for (bin, ranks) in by_bin {
                 let lo = ranks.iter().map(|x| x.1).min().unwrap_or(1);
                 let hi = ranks.iter().map(|x| x.1).max().unwrap_or(1);
+                // In value order an `OFFSET` reads every entry it skips: from whichever end
+                // of the bin is nearer (the histogram holds every sample, so the bin's count
+                // is exact).
+                let in_bin = acc.hist.get(bin as usize).copied().unwrap_or(0);
+                let descending = covering && lo - 1 > in_bin - hi;
                 lookups.push(Lookup {
                     group: *g,
                     kind: k,
                     whole: covering,
+                    descending,
                     bin,
-                    offset: lo - 1,
+                    offset: if descending { in_bin - hi } else { lo - 1 },
                     limit: hi - lo + 1,
                     ranks: ranks.iter().map(|(r, local)| (*r, local - lo)).collect(),
                 });
@@ -1654,7 +1673,7 @@ async fn exact_medians(
     // where mode 0 selects by priority (`-1`: any), 1 by team (and the priority unless -1),
     // 2 the samples without a team, within the range; modes 3–6 are the same without a time
     // condition, in value order, when the range holds every sample: 3 every priority, 4 one,
-    // 5 a team, 6 no team.
+    // 5 a team, 6 no team; 7–10 the same from the largest value down.
     let n = lookups.len();
     let (mut kinds, mut modes, mut teams, mut prios) = (
         Vec::with_capacity(n),
@@ -1682,7 +1701,7 @@ async fn exact_medians(
             (true, 0, _) => 4,
             (true, 1, _) => 5,
             (true, _, _) => 6,
-        };
+        } + if l.descending { 4 } else { 0 };
         kinds.push(if l.kind == BUSINESS as usize {
             BUSINESS
         } else {
