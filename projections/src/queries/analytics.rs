@@ -1363,7 +1363,12 @@ async fn collect(
     let direct = filter.category_id.is_some();
     // A range that holds every sample of the metrics (e.g. "all time") is the sum of the
     // largest blocks' rows, whatever its edges, and its median look-ups need no time condition.
-    let covering = !direct && holds_every_sample(conn, tenant, &ms, from, to).await?;
+    let spans = if direct {
+        Vec::new()
+    } else {
+        sample_spans(conn, tenant, &ms, from, to).await?
+    };
+    let covering = !direct && spans.iter().all(|s| s.covering);
     let (blocks, edges) = if direct {
         (Vec::new(), vec![(from, to)])
     } else if covering {
@@ -1494,52 +1499,117 @@ async fn collect(
         }
     } else if medians {
         for (k, groups) in out.iter_mut().enumerate() {
-            exact_medians(conn, tenant, filter, ms[k], (from, to), covering, groups).await?;
+            let span = spans.get(k).copied().unwrap_or(Span {
+                covering,
+                spread: 1.0,
+            });
+            exact_medians(conn, tenant, filter, ms[k], (from, to), span, groups).await?;
         }
     }
     Ok(out.into_iter().map(|groups| Collected { groups }).collect())
 }
 
-/// Whether `[from, to)` holds every sample of `metrics` (two index probes per metric).
-async fn holds_every_sample(
+/// Where a metric's samples lie in time, as far as the median look-ups need.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Span {
+    /// `[from, to)` holds every sample of the metric.
+    covering: bool,
+    /// About how many of a bin's samples there are in all for each one in `[from, to)`:
+    /// the metric's whole time span over the part of it inside the range (at least 1).
+    /// It estimates what a value-ordered look-up skips; the answers do not depend on it.
+    spread: f64,
+}
+
+impl Span {
+    fn of(
+        first: Option<DateTime<Utc>>,
+        last: Option<DateTime<Utc>>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Self {
+        let (Some(first), Some(last)) = (first, last) else {
+            return Span {
+                covering: true,
+                spread: 1.0,
+            };
+        };
+        let covering = first >= from && last < to;
+        let whole = (last - first).num_seconds().max(1) as f64;
+        let inside = (to.min(last) - from.max(first)).num_seconds().max(1) as f64;
+        Span {
+            covering,
+            spread: if covering {
+                1.0
+            } else {
+                (whole / inside).max(1.0)
+            },
+        }
+    }
+}
+
+/// The first and the last sample of each of `metrics` (two index probes per metric), as
+/// [`Span`]s of `[from, to)`.
+async fn sample_spans(
     conn: &mut PgConnection,
     tenant: TenantId,
     metrics: &[i16],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<bool> {
-    let all: Option<bool> = sqlx::query_scalar(
-        "SELECT bool_and(coalesce(x.first >= $3 AND x.last < $4, true)) FROM ( \
-             SELECT (SELECT min(s.at) FROM rm_analytics_samples s \
-                     WHERE s.tenant_id = $1 AND s.metric = m.metric) AS first, \
-                    (SELECT max(s.at) FROM rm_analytics_samples s \
-                     WHERE s.tenant_id = $1 AND s.metric = m.metric) AS last \
-             FROM unnest($2::int2[]) AS m(metric)) x",
+) -> Result<Vec<Span>> {
+    type FirstLast = (i16, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let rows: Vec<FirstLast> = sqlx::query_as(
+        "SELECT m.metric, \
+                (SELECT min(s.at) FROM rm_analytics_samples s \
+                 WHERE s.tenant_id = $1 AND s.metric = m.metric), \
+                (SELECT max(s.at) FROM rm_analytics_samples s \
+                 WHERE s.tenant_id = $1 AND s.metric = m.metric) \
+         FROM unnest($2::int2[]) AS m(metric)",
     )
     .bind(tenant.0)
     .bind(metrics)
-    .bind(from)
-    .bind(to)
-    .fetch_one(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(all.unwrap_or(true))
+    Ok(metrics
+        .iter()
+        .map(|m| {
+            rows.iter().find(|r| r.0 == *m).map_or(
+                Span {
+                    covering: true,
+                    spread: 1.0,
+                },
+                |r| Span::of(r.1, r.2, from, to),
+            )
+        })
+        .collect())
 }
 
 /// The histogram level whose blocks (512 days) together hold every sample.
 const TOP_LEVEL: i16 = (HIST_LEVEL_SECS.len() - 1) as i16;
 
+/// The time condition of a value-ordered look-up: checked on each entry of the value-ordered
+/// index (it includes `at`), written so that the time-ordered indexes cannot take it as a range
+/// (they would then be read whole and sorted, which is what modes 0–2 do). Skipped when the
+/// range holds every sample (`l.whole`): two additions per entry cost ~1.5 ms over the ~26,000
+/// entries of an "all time" request at a million incidents.
+const VALUE_ORDER_RANGE: &str =
+    " AND (l.whole OR (s.at + interval '0' >= $3 AND s.at + interval '0' < $4))";
+
 /// The exact median look-ups of [`exact_medians`], one fixed statement whatever their number
 /// (so it is planned once per connection, not once per request: a UNION of a branch per
-/// look-up cost more to plan than to run). Each look-up is one index range scan over the
-/// samples of one bin in the range, sorted by value, `OFFSET`/`LIMIT` to the ranks wanted:
-/// by priority (`rm_analytics_samples_*_bin`), by team or without one (`…_team`). When the
-/// range holds every sample ("all time"; modes 3–10) the time condition is void and the bin is
-/// read in value order instead (`…_value`, migration 0023): `OFFSET r` reads r + 1 index
-/// entries and sorts nothing — from the bin's nearer end (modes 7–10 read it backwards). The
-/// LATERAL's `LIMIT` keeps each a separate scan.
+/// look-up cost more to plan than to run). Each look-up reads the samples of one bin in the
+/// range, `OFFSET`/`LIMIT` to the ranks wanted, one of two ways (ADR 0028):
+/// - modes 0–2, *time order*: one index range scan over the bin's samples in the range (by
+///   priority `rm_analytics_samples_*_bin`, by team or without one `…_team`), sorted by value;
+/// - modes 3–10, *value order*: the bin's samples in value order (`…_value`, migrations 0023
+///   and 0025), each entry's `at` checked against the range in the index, so `OFFSET r` reads
+///   the entries up to the r-th one in the range and sorts nothing — from the bin's nearer end
+///   (modes 7–10 read it backwards). When the range holds every sample ("all time") that is
+///   r + 1 entries.
+///
+/// The LATERAL's `LIMIT` keeps each a separate scan.
 static MEDIAN_LOOKUPS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     // Per look-up mode, the samples it selects (`{bin}`: the kind's bin column) and whether
-    // within the range.
+    // the time condition is an index range (time order) or a check of each entry (value order).
     const MODES: [(i16, &str, bool); 11] = [
         (
             0,
@@ -1593,7 +1663,7 @@ static MEDIAN_LOOKUPS: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
                     if *timed {
                         " AND s.at >= $3 AND s.at < $4"
                     } else {
-                        ""
+                        VALUE_ORDER_RANGE
                     },
                     if *mode >= 7 { " DESC" } else { "" },
                 )
@@ -1602,20 +1672,35 @@ static MEDIAN_LOOKUPS: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
         .collect();
     format!(
         "WITH l AS (SELECT * FROM unnest($5::int4[], $6::int2[], $7::int2[], $8::uuid[], \
-         $9::int2[], $10::int2[], $11::int8[], $12::int8[]) \
-         AS l(q, kind, mode, team, prio, bin, off, lim)) {}",
+         $9::int2[], $10::int2[], $11::int8[], $12::int8[], $13::bool[]) \
+         AS l(q, kind, mode, team, prio, bin, off, lim, whole)) {}",
         branches.join(" UNION ALL ")
     )
 });
+
+/// What sorting a bin's samples costs per sample, in value-ordered index entries read (the
+/// time-ordered read reads each of them once and sorts them; ADR 0028 has the measurements).
+const SORT_COST: f64 = 2.0;
+
+/// Whether a look-up that needs the first `wanted` samples (in range) from the nearer end of a
+/// bin holding `in_bin` samples in the range is cheaper in value order, where about `spread`
+/// entries are read for each one in the range, than reading the bin's `in_bin` samples in the
+/// range and sorting them.
+fn prefer_value_order(wanted: i64, in_bin: i64, spread: f64) -> bool {
+    (wanted as f64) * spread < (in_bin as f64) * SORT_COST
+}
 
 /// One exact look-up: the values at ranks `offset + 1 ..= offset + limit` of a group's samples
 /// in one bin of one kind.
 struct Lookup {
     group: Group,
     kind: usize,
-    /// The range holds every sample of the metric: read in value order, no time condition.
+    /// Read the bin in value order, checking each entry's time, instead of reading the bin's
+    /// samples in the range and sorting them.
+    value_order: bool,
+    /// The range holds every sample of the metric: in value order, no entry's time is checked.
     whole: bool,
-    /// With `whole`: read from the largest value down (the ranks are nearer the bin's top;
+    /// In value order: read from the largest value down (the ranks are nearer the bin's top;
     /// `offset` then counts from the top).
     descending: bool,
     bin: i16,
@@ -1633,7 +1718,7 @@ async fn exact_medians(
     filter: &Filter,
     metric: i16,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
-    covering: bool,
+    span: Span,
     groups: &mut BTreeMap<Group, [Acc; 2]>,
 ) -> Result<()> {
     let mut lookups: Vec<Lookup> = Vec::new();
@@ -1649,14 +1734,19 @@ async fn exact_medians(
                 let lo = ranks.iter().map(|x| x.1).min().unwrap_or(1);
                 let hi = ranks.iter().map(|x| x.1).max().unwrap_or(1);
                 // In value order an `OFFSET` reads every entry it skips: from whichever end
-                // of the bin is nearer (the histogram holds every sample, so the bin's count
-                // is exact).
+                // of the bin is nearer (the range's histogram counts the bin's samples in the
+                // range exactly). Time order reads them all and sorts them anyway.
                 let in_bin = acc.hist.get(bin as usize).copied().unwrap_or(0);
-                let descending = covering && lo - 1 > in_bin - hi;
+                let from_top = lo - 1 > in_bin - hi;
+                let skipped = if from_top { in_bin - hi } else { lo - 1 };
+                let value_order =
+                    span.covering || prefer_value_order(skipped + hi - lo + 1, in_bin, span.spread);
+                let descending = value_order && from_top;
                 lookups.push(Lookup {
                     group: *g,
                     kind: k,
-                    whole: covering,
+                    value_order,
+                    whole: span.covering,
                     descending,
                     bin,
                     offset: if descending { in_bin - hi } else { lo - 1 },
@@ -1671,9 +1761,8 @@ async fn exact_medians(
     }
     // The look-ups as parallel arrays: a (group, kind) → (mode, team, priority) per look-up,
     // where mode 0 selects by priority (`-1`: any), 1 by team (and the priority unless -1),
-    // 2 the samples without a team, within the range; modes 3–6 are the same without a time
-    // condition, in value order, when the range holds every sample: 3 every priority, 4 one,
-    // 5 a team, 6 no team; 7–10 the same from the largest value down.
+    // 2 the samples without a team, in time order; modes 3–6 are the same in value order: 3
+    // every priority, 4 one, 5 a team, 6 no team; 7–10 the same from the largest value down.
     let n = lookups.len();
     let (mut kinds, mut modes, mut teams, mut prios) = (
         Vec::with_capacity(n),
@@ -1681,7 +1770,8 @@ async fn exact_medians(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let (mut bins, mut offsets, mut limits) = (
+    let (mut bins, mut offsets, mut limits, mut wholes) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -1695,13 +1785,13 @@ async fn exact_medians(
             (None, Group::Team(Some(t))) => (1, Some(t), ANY_PRIORITY),
             (None, Group::Team(None)) => (2, None, ANY_PRIORITY),
         };
-        let mode = match (l.whole, mode, prio) {
+        let mode = match (l.value_order, mode, prio) {
             (false, m, _) => m,
             (true, 0, ANY_PRIORITY) => 3,
             (true, 0, _) => 4,
             (true, 1, _) => 5,
             (true, _, _) => 6,
-        } + if l.descending { 4 } else { 0 };
+        } + if l.value_order && l.descending { 4 } else { 0 };
         kinds.push(if l.kind == BUSINESS as usize {
             BUSINESS
         } else {
@@ -1713,6 +1803,7 @@ async fn exact_medians(
         bins.push(l.bin);
         offsets.push(l.offset);
         limits.push(l.limit);
+        wholes.push(l.whole);
     }
     let rows = sqlx::query(MEDIAN_LOOKUPS.as_str())
         .bind(tenant.0)
@@ -1727,6 +1818,7 @@ async fn exact_medians(
         .bind(bins)
         .bind(offsets)
         .bind(limits)
+        .bind(wholes)
         .fetch_all(&mut *conn)
         .await?;
     let mut found: Vec<Vec<i64>> = vec![Vec::new(); lookups.len()];
@@ -2048,6 +2140,45 @@ mod tests {
         DateTime::parse_from_rfc3339(s)
             .map(|d| d.with_timezone(&Utc))
             .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_span_says_whether_the_range_holds_every_sample_and_how_thinly() {
+        let (first, last) = (t("2026-01-01T00:00:00Z"), t("2026-12-27T00:00:00Z"));
+        let span = |a, b| Span::of(Some(first), Some(last), t(a), t(b));
+        let all = span("2025-01-01T00:00:00Z", "2027-01-01T00:00:00Z");
+        assert_eq!((all.covering, all.spread), (true, 1.0));
+        // `to` is exclusive: a range ending at the last sample does not hold it.
+        let open = span("2025-01-01T00:00:00Z", "2026-12-27T00:00:00Z");
+        assert!(!open.covering);
+        // 360 days of samples, 90 of them in the range: 4 entries per one in range.
+        let quarter = span("2026-03-01T00:00:00Z", "2026-05-30T00:00:00Z");
+        assert!(!quarter.covering);
+        assert!((quarter.spread - 4.0).abs() < 1e-9, "{quarter:?}");
+        // Only the part of the range inside the samples' span counts.
+        let tail = span("2026-09-28T00:00:00Z", "2027-06-01T00:00:00Z");
+        assert!((tail.spread - 4.0).abs() < 1e-9, "{tail:?}");
+        // No sample at all: nothing to skip.
+        let none = Span::of(
+            None,
+            None,
+            t("2026-01-01T00:00:00Z"),
+            t("2026-02-01T00:00:00Z"),
+        );
+        assert!(none.covering);
+        // A range beside the samples: each look-up would skip everything; never value order.
+        let beside = span("2020-01-01T00:00:00Z", "2020-02-01T00:00:00Z");
+        assert!(beside.spread > 1e6 && !prefer_value_order(1, 1, beside.spread));
+    }
+
+    #[test]
+    fn value_order_is_chosen_when_it_reads_fewer_entries_than_sorting_costs() {
+        // 180 of 400 days (spread 2.2): even the middle of the bin is cheaper in value order.
+        assert!(prefer_value_order(5_001, 10_000, 2.2));
+        // 30 of 400 days (spread 13.3): only ranks near an end of the bin.
+        assert!(!prefer_value_order(5_001, 10_000, 13.3));
+        assert!(prefer_value_order(1_000, 10_000, 13.3));
+        assert!(!prefer_value_order(2_000, 10_000, 13.3));
     }
 
     fn labels(p: &TrendPlan) -> Vec<String> {

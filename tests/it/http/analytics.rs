@@ -1121,3 +1121,177 @@ async fn replayed_event_by_event_the_projection_equals_the_live_one() {
     }
     app.stop().await;
 }
+
+/// The exact median of `v` as the API reports it (the mean of the two middle values for an
+/// even count), with the count and the mean.
+fn expected_stats(mut v: Vec<i64>) -> Value {
+    v.sort_unstable();
+    let n = v.len();
+    if n == 0 {
+        return none();
+    }
+    let mean = v.iter().sum::<i64>() as f64 / n as f64;
+    let median = if n % 2 == 1 {
+        v[n / 2] as f64
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) as f64 / 2.0
+    };
+    // Through JSON text and back, as the API's figure reaches the test: serde_json's default
+    // float parser may land one unit in the last place away from the nearest double.
+    let reparse = |x: f64| -> Value {
+        serde_json::from_str(&serde_json::to_string(&x).expect("f64 to JSON")).expect("JSON")
+    };
+    json!({"count": n, "mean_seconds": reparse(mean), "median_seconds": reparse(median)})
+}
+
+/// Medians over many ranges, for every group, equal the ones computed from the durations
+/// themselves — whichever way the reader finds them (ADR 0026, ADR 0028): most durations sit in
+/// one histogram bin (as a busy tenant's do), so the median look-ups read that bin in time
+/// order and sort it (narrow ranges), in value order checking each sample's time (wide ranges,
+/// from the bin's nearer end: forwards or backwards), or in value order without a range
+/// ("all time").
+#[tokio::test]
+async fn medians_over_many_ranges_equal_the_durations_own() {
+    let clock = ManualClock::at(chrono::SubsecRound::trunc_subsecs(Utc::now(), 0));
+    let app = TestApp::spawn_with_clock(
+        &[("EVENTDESK_SLA_SCHEDULER", "false")],
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let t = app.tenant("Busy").await;
+    let c = Ctx {
+        app,
+        admin: t.admin.clone(),
+    };
+    let teams = [
+        None,
+        Some(id(&c
+            .post("/api/v1/teams", json!({"name": "Network"}))
+            .await)),
+        Some(id(&c.post("/api/v1/teams", json!({"name": "Desk"})).await)),
+    ];
+    let priorities = ["low", "medium", "high", "critical"];
+    // 12 days, an incident every 2 hours; responses mostly in the bin [976, 992) s (every
+    // seventh elsewhere), resolutions mostly in [2048, 2112) s. Every timer runs on the
+    // built-in 24x7 calendar, so business time equals wall time.
+    struct Case {
+        priority: usize,
+        team: usize,
+        responded: DateTime<Utc>,
+        response: i64,
+        resolved: DateTime<Utc>,
+        resolution: i64,
+    }
+    let mut cases = Vec::new();
+    for i in 0..144i64 {
+        let created = t0() + TimeDelta::hours(2 * i);
+        let response = if i % 7 == 3 {
+            300 + 11 * i
+        } else {
+            976 + (i * 7) % 16
+        };
+        let resolution = if i % 7 == 5 {
+            5000 + 13 * i
+        } else {
+            2048 + (i * 13) % 64
+        };
+        let (p, tm) = ((i % 4) as usize, ((i / 4) % 3) as usize);
+        clock.advance(created - clock.now());
+        let mut body = json!({"title": format!("disk {i}"), "priority": priorities[p]});
+        if let Some(team) = &teams[tm] {
+            body["team_id"] = json!(team);
+        }
+        let inc = id(&c.post("/api/v1/incidents", body).await);
+        clock.advance(TimeDelta::seconds(response));
+        c.act(&inc, "start", json!({})).await;
+        clock.advance(TimeDelta::seconds(resolution - response));
+        c.act(&inc, "resolve", json!({"resolution": "replaced"}))
+            .await;
+        cases.push(Case {
+            priority: p,
+            team: tm,
+            responded: created + TimeDelta::seconds(response),
+            response,
+            resolved: created + TimeDelta::seconds(resolution),
+            resolution,
+        });
+    }
+    wait_analytics(&c.app).await;
+
+    let day = |d: i64, h: i64| t0() + TimeDelta::days(d) + TimeDelta::hours(h);
+    let ranges = [
+        (day(-1, 0), day(20, 0)),  // holds every sample
+        (day(0, 0), day(12, 0)),   // the same, aligned
+        (day(1, 0), day(11, 0)),   // wide: value order
+        (day(1, 5), day(10, 19)),  // wide, partial edges
+        (day(3, 0), day(4, 0)),    // one day: time order
+        (day(2, 13), day(4, 2)),   // narrow, partial edges
+        (day(0, 0), day(6, 0)),    // half
+        (day(6, 0), day(12, 0)),   // the other half
+        (day(11, 20), day(12, 0)), // a few samples, one partial block
+    ];
+    for (from, to) in ranges {
+        for (path, metric) in [("mtta", 0), ("mttr", 1)] {
+            let pick = |keep: &dyn Fn(&Case) -> bool| {
+                let v: Vec<i64> = cases
+                    .iter()
+                    .filter(|x| {
+                        let at = if metric == 0 { x.responded } else { x.resolved };
+                        at >= from && at < to && keep(x)
+                    })
+                    .map(|x| {
+                        if metric == 0 {
+                            x.response
+                        } else {
+                            x.resolution
+                        }
+                    })
+                    .collect();
+                let s = expected_stats(v);
+                json!({"wall": s, "business": s})
+            };
+            let q = format!(
+                "/api/v1/analytics/{path}?from={}&to={}",
+                from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+            .replace('+', "%2B");
+            let m = c.ok(&q).await;
+            assert_eq!(m["overall"], pick(&|_| true), "{q} overall");
+            for (k, p) in priorities.iter().enumerate() {
+                let want = with(pick(&|x| x.priority == k), "priority", json!(p));
+                let got = m["by_priority"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|x| x["priority"] == json!(p)))
+                    .cloned();
+                assert_eq!(got, Some(want), "{q} priority {p}");
+            }
+            for (k, team) in teams.iter().enumerate() {
+                let want = pick(&|x| x.team == k);
+                let got = m["by_team"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|x| x["team_id"] == json!(team)))
+                    .cloned()
+                    .map(|mut x| {
+                        if let Some(o) = x.as_object_mut() {
+                            o.remove("team_id");
+                        }
+                        x
+                    });
+                if want["wall"]["count"] == json!(0) {
+                    assert!(
+                        got.is_none() || got == Some(want.clone()),
+                        "{q} team {team:?}: {got:?}"
+                    );
+                } else {
+                    assert_eq!(got, Some(want), "{q} team {team:?}");
+                }
+            }
+            // One team's figures through its own cells.
+            if let Some(team) = &teams[1] {
+                let m = c.ok(&format!("{q}&team_id={team}")).await;
+                assert_eq!(m["overall"], pick(&|x| x.team == 1), "{q} team_id={team}");
+            }
+        }
+    }
+}
