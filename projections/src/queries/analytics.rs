@@ -1521,6 +1521,12 @@ struct Span {
 }
 
 impl Span {
+    /// A range that holds every sample (or a metric without any).
+    const WHOLE: Span = Span {
+        covering: true,
+        spread: 1.0,
+    };
+
     fn of(
         first: Option<DateTime<Utc>>,
         last: Option<DateTime<Utc>>,
@@ -1528,10 +1534,7 @@ impl Span {
         to: DateTime<Utc>,
     ) -> Self {
         let (Some(first), Some(last)) = (first, last) else {
-            return Span {
-                covering: true,
-                spread: 1.0,
-            };
+            return Span::WHOLE;
         };
         let covering = first >= from && last < to;
         let whole = (last - first).num_seconds().max(1) as f64;
@@ -1572,13 +1575,9 @@ async fn sample_spans(
     Ok(metrics
         .iter()
         .map(|m| {
-            rows.iter().find(|r| r.0 == *m).map_or(
-                Span {
-                    covering: true,
-                    spread: 1.0,
-                },
-                |r| Span::of(r.1, r.2, from, to),
-            )
+            rows.iter()
+                .find(|r| r.0 == *m)
+                .map_or(Span::WHOLE, |r| Span::of(r.1, r.2, from, to))
         })
         .collect())
 }
