@@ -721,6 +721,8 @@ pub(crate) struct ServerProcess {
     pub(crate) base: String,
     dir: PathBuf,
     keep_dir: bool,
+    /// How long `wait_ready` waits (longer under a wrapper such as valgrind).
+    ready_within: Duration,
 }
 
 /// Memory of a process from `/proc/<pid>/status`, in bytes.
@@ -745,6 +747,17 @@ impl ServerProcess {
         keep_dir: bool,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
+        Self::spawn_under(database_url, keep_dir, env, &[])
+    }
+
+    /// As `spawn_with`, started by `wrapper` (a program and its arguments, e.g. valgrind's)
+    /// with the server's command line after it; an empty `wrapper` starts the server itself.
+    pub(crate) fn spawn_under(
+        database_url: &str,
+        keep_dir: bool,
+        env: &[(&str, &str)],
+        wrapper: &[String],
+    ) -> anyhow::Result<Self> {
         // A free port: bind :0, read it, release it for the child.
         let port = std::net::TcpListener::bind(("127.0.0.1", 0))
             .and_then(|l| l.local_addr())
@@ -754,7 +767,16 @@ impl ServerProcess {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let spawned = (|| {
             let log = std::fs::File::create(dir.join("server.log"))?;
-            std::process::Command::new(std::env::current_exe()?)
+            let exe = std::env::current_exe()?;
+            let mut command = match wrapper.split_first() {
+                Some((program, args)) => {
+                    let mut c = std::process::Command::new(program);
+                    c.args(args).arg(exe);
+                    c
+                }
+                None => std::process::Command::new(exe),
+            };
+            command
                 .arg("serve")
                 .env("DATABASE_URL", database_url)
                 .env("EVENTDESK_BIND", format!("127.0.0.1:{port}"))
@@ -778,6 +800,7 @@ impl ServerProcess {
                 base: format!("http://127.0.0.1:{port}"),
                 dir,
                 keep_dir,
+                ready_within: Duration::from_secs(if wrapper.is_empty() { 60 } else { 600 }),
             }),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -823,9 +846,10 @@ impl ServerProcess {
             {
                 return Ok(started.elapsed());
             }
-            if started.elapsed() > Duration::from_secs(60) {
+            if started.elapsed() > self.ready_within {
                 bail!(
-                    "the server was not ready after 60 s; its log:\n{}",
+                    "the server was not ready after {} s; its log:\n{}",
+                    self.ready_within.as_secs(),
                     self.log_tail()
                 );
             }

@@ -48,6 +48,16 @@ pub struct MonitorArgs {
     /// projections exactly as in a phase of its own; the two databases swap sides every round.
     #[arg(long)]
     concurrent: bool,
+    /// Count the server's instructions instead of timing it: each phase's server runs under
+    /// valgrind's callgrind with its instrumentation switched on for exactly `--requests`
+    /// requests (after a warm-up), so the figure is the work the server did for them, which
+    /// other load on the machine does not change. Phases alternate ABBA as without it.
+    #[arg(long, conflicts_with = "concurrent")]
+    instructions: bool,
+    /// Requests counted per `--instructions` phase (rounded down to whole cycles of the four
+    /// request kinds per client).
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
     /// Keep the scratch database.
     #[arg(long)]
     pub(crate) keep: bool,
@@ -103,6 +113,30 @@ impl Load {
     }
 }
 
+/// `clients` clients making `per_client` requests each (client `c` starts at kind `c`), all
+/// together; returns the requests.
+async fn run_counted(load: &Arc<Load>, clients: usize, per_client: usize) -> anyhow::Result<Sample> {
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let load = load.clone();
+            tokio::spawn(async move {
+                let mut s = Sample::default();
+                for i in c..c + per_client {
+                    let t0 = Instant::now();
+                    let outcome = load.request(i).await;
+                    s.record(t0.elapsed(), outcome);
+                }
+                s
+            })
+        })
+        .collect();
+    let mut total = Sample::default();
+    for t in tasks {
+        total.merge(t.await?);
+    }
+    Ok(total)
+}
+
 async fn client(load: Arc<Load>, c: usize, deadline: Instant) -> anyhow::Result<Sample> {
     let mut s = Sample::default();
     let mut i = c;
@@ -115,11 +149,13 @@ async fn client(load: Arc<Load>, c: usize, deadline: Instant) -> anyhow::Result<
     Ok(s)
 }
 
-/// A server for the benchmark: the monitor `on` or `off`, plus `extra` settings.
+/// A server for the benchmark: the monitor `on` or `off`, plus `extra` settings, started by
+/// `wrapper` (see [`ServerProcess::spawn_under`]).
 async fn start(
     config: &Config,
     on: bool,
     extra: &[(&str, &str)],
+    wrapper: &[String],
 ) -> anyhow::Result<(ServerProcess, reqwest::Client)> {
     let mut env = vec![
         ("EVENTDESK_MONITOR", if on { "on" } else { "off" }),
@@ -129,7 +165,8 @@ async fn start(
         ("EVENTDESK_JWT_SECRET", PEPPER),
     ];
     env.extend_from_slice(extra);
-    let mut server = ServerProcess::spawn_with(config.database_url.expose(), false, &env)?;
+    let mut server =
+        ServerProcess::spawn_under(config.database_url.expose(), false, &env, wrapper)?;
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(30))
@@ -184,7 +221,7 @@ async fn phase(
     tenant: &crate::bench::BenchTenant,
     key: &mut Option<String>,
 ) -> anyhow::Result<Figures> {
-    let (mut server, http) = start(config, on, &[]).await?;
+    let (mut server, http) = start(config, on, &[], &[]).await?;
     let load = load_for(&server, http, tenant, key).await?;
     let (_, warm) = run_clients(a.clients, 2, |c, d| client(load.clone(), c, d)).await?;
     if warm.error_count() > 0 {
@@ -213,8 +250,8 @@ async fn concurrent_phase(
     on_db: &mut Database,
     off_db: &mut Database,
 ) -> anyhow::Result<(Figures, Figures)> {
-    let (mut on, on_http) = start(&on_db.config, true, &[]).await?;
-    let (mut off, off_http) = start(&off_db.config, false, &[]).await?;
+    let (mut on, on_http) = start(&on_db.config, true, &[], &[]).await?;
+    let (mut off, off_http) = start(&off_db.config, false, &[], &[]).await?;
     let on_load = load_for(&on, on_http, &on_db.tenant, &mut on_db.key).await?;
     let off_load = load_for(&off, off_http, &off_db.tenant, &mut off_db.key).await?;
     let half = a.clients.div_ceil(2);
@@ -379,13 +416,189 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
+/// Runs `program` with `args` and fails unless it succeeds.
+fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| anyhow::anyhow!("running {program}: {e} (is valgrind installed?)"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{program} {} failed ({}): {}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// The instructions (`Ir`) of every callgrind dump in `dir`, summed (each dump holds what was
+/// counted since the one before it).
+fn callgrind_total(dir: &std::path::Path) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    let mut dumps = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let is_dump = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("callgrind.out"));
+        if !is_dump {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let figure = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        total += figure("totals:")
+            .or_else(|| figure("summary:"))
+            .ok_or_else(|| anyhow::anyhow!("{}: no totals", path.display()))?;
+        dumps += 1;
+    }
+    anyhow::ensure!(dumps > 0, "callgrind wrote no dump in {}", dir.display());
+    Ok(total)
+}
+
+/// One `--instructions` phase: a server with the monitor `on` or `off` under callgrind, its
+/// instrumentation off while it starts and warms up, then on for exactly the counted requests,
+/// then off, dumped and read. Returns (server instructions per request, the requests, wall s).
+async fn instructions_phase(
+    config: &Config,
+    a: &MonitorArgs,
+    on: bool,
+    tenant: &crate::bench::BenchTenant,
+    key: &mut Option<String>,
+) -> anyhow::Result<(f64, Sample, f64)> {
+    let out = std::env::temp_dir().join(format!(
+        "eventdesk-callgrind-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    std::fs::create_dir_all(&out)?;
+    let wrapper: Vec<String> = vec![
+        "valgrind".into(),
+        "--tool=callgrind".into(),
+        "--instr-atstart=no".into(),
+        "--vgdb=yes".into(),
+        format!("--callgrind-out-file={}", out.join("callgrind.out").display()),
+    ];
+    let result = async {
+        let (mut server, http) = start(config, on, &[], &wrapper).await?;
+        let load = load_for(&server, http, tenant, key).await?;
+        let per_client = (a.requests / a.clients / 4).max(1) * 4;
+        let warm = run_counted(&load, a.clients, 8).await?;
+        anyhow::ensure!(
+            warm.error_count() == 0,
+            "warm-up errors: {}",
+            warm.error_summary()
+        );
+        let pid = server.pid().to_string();
+        run_tool("callgrind_control", &["--instr=on", &pid])?;
+        let t0 = Instant::now();
+        let s = run_counted(&load, a.clients, per_client).await?;
+        let wall = t0.elapsed().as_secs_f64();
+        run_tool("callgrind_control", &["--instr=off", &pid])?;
+        run_tool("callgrind_control", &["--dump", &pid])?;
+        server.stop()?;
+        let total = callgrind_total(&out)?;
+        let served = (s.events + s.error_count()).max(1);
+        Ok((total as f64 / served as f64, s, wall))
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&out);
+    result
+}
+
+/// `bench monitor --instructions`: the server's instructions per request with the monitor on
+/// and off, ABBA, judged like the timed figures (per-round cost, 95 % interval).
+async fn bench_instructions(
+    config: &Config,
+    a: &MonitorArgs,
+    tenant: &crate::bench::BenchTenant,
+) -> anyhow::Result<()> {
+    let per_client = (a.requests / a.clients / 4).max(1) * 4;
+    println!(
+        "\nbench monitor --instructions: each phase's server under valgrind's callgrind, \
+         instructions counted over exactly {} requests ({} clients × {per_client}: per client 3 \
+         GETs then 1 create, API key) after a warm-up; {} pair(s) of phases (ABBA)",
+        per_client * a.clients,
+        a.clients,
+        a.rounds
+    );
+    println!(
+        "{} | {} | {:>16} | {:>8} | {:>7}",
+        pad("phase", 5),
+        pad("monitor", 7),
+        "instructions/req",
+        "wall s",
+        "errors"
+    );
+    let mut key = None;
+    let (mut on_ir, mut off_ir) = (Vec::new(), Vec::new());
+    let mut errors = 0;
+    let mut n = 0;
+    for round in 0..a.rounds {
+        let order = if round % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for on in order {
+            n += 1;
+            let (ir, s, wall) = instructions_phase(config, a, on, tenant, &mut key).await?;
+            println!(
+                "{} | {} | {:>16.0} | {:>8.1} | {:>7}",
+                pad(&n.to_string(), 5),
+                pad(if on { "on" } else { "off" }, 7),
+                ir,
+                wall,
+                s.error_count()
+            );
+            if s.error_count() > 0 {
+                println!("      errors: {}", s.error_summary());
+            }
+            errors += s.error_count();
+            if on { &mut on_ir } else { &mut off_ir }.push(ir);
+        }
+    }
+    let (on_med, off_med) = (median(&on_ir), median(&off_ir));
+    println!(
+        "\nmedian instructions per request: monitor on {on_med:.0}, off {off_med:.0} \
+         (difference {:.0} per request)",
+        on_med - off_med
+    );
+    let cost: Vec<f64> = on_ir
+        .iter()
+        .zip(&off_ir)
+        .map(|(on, off)| (on / off - 1.0) * 100.0)
+        .collect();
+    let (mark, text) = cost_verdict(&cost);
+    println!(
+        "\ntargets (cost: mean of the {} rounds' on/off differences, ± its 95 % interval):",
+        a.rounds
+    );
+    println!(
+        "  {mark} the monitor costs < 2 % of the server's instructions per request: {text} \
+         (the server is one of the processes a request costs CPU in, beside PostgreSQL, so its \
+         throughput on a CPU-bound machine drops by at most this share)"
+    );
+    println!("  {} no failed requests: {errors}", verdict(errors == 0));
+    Ok(())
+}
+
 /// Runs the benchmark.
 pub async fn bench_monitor(config: &Config, a: MonitorArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
-        a.clients > 0 && a.rounds > 0 && a.seconds > 0,
+        a.clients > 0 && a.rounds > 0 && a.seconds > 0 && a.requests > 0,
         "nothing to run"
     );
     let tenant = tenant_in(config).await?;
+    if a.instructions {
+        return bench_instructions(config, &a, &tenant).await;
+    }
     if a.concurrent {
         println!(
             "\nbench monitor --concurrent: {} clients, half on a server with the monitor on and \
