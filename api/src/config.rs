@@ -88,8 +88,9 @@ pub struct Config {
     /// `EVENTDESK_BUS_MAX_AGE_SECS` (default 86400): no retry later than this after the first.
     pub bus_max_age: Duration,
     /// `EVENTDESK_MONITOR` (default on), `EVENTDESK_MONITOR_BUDGETS`,
-    /// `EVENTDESK_MONITOR_ALERT_AFTER`, `EVENTDESK_MONITOR_FLUSH_MS`: the performance monitor
-    /// (ADR 0020).
+    /// `EVENTDESK_MONITOR_ALERT_AFTER`, `EVENTDESK_MONITOR_FLUSH_MS`,
+    /// `EVENTDESK_MONITOR_ALERT_COOLDOWN_SECS`, `EVENTDESK_MONITOR_ALERT_RETENTION_DAYS`: the
+    /// performance monitor (ADR 0020).
     pub monitor: crate::monitor::MonitorConfig,
     /// `EVENTDESK_METRICS_TOKEN`: the bearer token of `GET /metrics` (unset: the route is 404).
     pub metrics_token: Option<Secret>,
@@ -270,6 +271,20 @@ impl Config {
                         2000u64,
                     )?
                     .max(10),
+                ),
+                alert_cooldown: Duration::from_secs(parse(
+                    "EVENTDESK_MONITOR_ALERT_COOLDOWN_SECS",
+                    get("EVENTDESK_MONITOR_ALERT_COOLDOWN_SECS"),
+                    60u64,
+                )?),
+                alert_retention: Duration::from_secs(
+                    parse(
+                        "EVENTDESK_MONITOR_ALERT_RETENTION_DAYS",
+                        get("EVENTDESK_MONITOR_ALERT_RETENTION_DAYS"),
+                        30u64,
+                    )?
+                    .clamp(1, 36_500)
+                        * 86_400,
                 ),
             },
             metrics_token: get("EVENTDESK_METRICS_TOKEN")

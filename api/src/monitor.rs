@@ -90,6 +90,14 @@ pub struct MonitorConfig {
     pub alert_after: u32,
     /// `EVENTDESK_MONITOR_FLUSH_MS` (default 2000): how often raised alerts are written.
     pub flush: Duration,
+    /// `EVENTDESK_MONITOR_ALERT_COOLDOWN_SECS` (default 60; 0 = none): after an alert of a
+    /// tenant's category, runs completed within this time raise no alert of their own; the
+    /// next alert counts them (`suppressed`). A sustained slowdown then writes one alert (and
+    /// one log line) per tenant, category and minute, not one per N requests.
+    pub alert_cooldown: Duration,
+    /// `EVENTDESK_MONITOR_ALERT_RETENTION_DAYS` (default 30): stored alerts older than this
+    /// are deleted by the flusher (checked at start and then hourly).
+    pub alert_retention: Duration,
 }
 
 impl Default for MonitorConfig {
@@ -99,6 +107,8 @@ impl Default for MonitorConfig {
             budgets: DEFAULT_BUDGETS,
             alert_after: 5,
             flush: Duration::from_secs(2),
+            alert_cooldown: Duration::from_secs(60),
+            alert_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -210,9 +220,13 @@ fn round3(x: f64) -> f64 {
 struct CategoryStats {
     hist: Hist,
     violations: u64,
-    /// Violations in a row (reset by a sample within the budget, and by an alert).
+    /// Violations in a row (reset by a sample within the budget, and by a completed run).
     run: u32,
     alerts: u64,
+    /// When the last alert of this category was raised (for the cooldown).
+    last_alert: Option<Instant>,
+    /// Runs completed since the last alert that raised none (within its cooldown).
+    suppressed: u32,
 }
 
 #[derive(Default, Clone)]
@@ -236,10 +250,17 @@ struct Alert {
     category: Category,
     route: Option<String>,
     consecutive: u32,
+    /// Runs completed within the cooldown since the previous alert, counted here.
+    suppressed: u32,
     budget_ms: f64,
     observed_ms: f64,
     raised_at: DateTime<Utc>,
 }
+
+/// How often the flusher deletes alerts past their retention.
+const RETENTION_SWEEP: Duration = Duration::from_secs(3600);
+/// Alerts deleted per statement by the retention sweep.
+const RETENTION_BATCH: i64 = 10_000;
 
 const SHARDS: usize = 16;
 /// Alerts kept for the flusher at most (the oldest are dropped if the database is away).
@@ -448,6 +469,7 @@ impl Monitor {
         let Some(inner) = self.inner else { return };
         let mut tick = tokio::time::interval(inner.config.flush);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut swept: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -457,6 +479,12 @@ impl Monitor {
                 }
             }
             inner.flush(&system).await;
+            if swept.is_none_or(|at| at.elapsed() >= RETENTION_SWEEP) {
+                swept = Some(Instant::now());
+                if let Err(e) = prune_alerts(&system, inner.config.alert_retention).await {
+                    tracing::warn!(error = %e, "performance monitor: could not delete old alerts");
+                }
+            }
         }
     }
 
@@ -555,21 +583,31 @@ impl Inner {
                 c.run += 1;
                 if c.run >= self.config.alert_after.max(1) {
                     c.run = 0;
-                    c.alerts += 1;
-                    true
+                    let now = Instant::now();
+                    let cooling = c
+                        .last_alert
+                        .is_some_and(|at| now.duration_since(at) < self.config.alert_cooldown);
+                    if cooling {
+                        c.suppressed = c.suppressed.saturating_add(1);
+                        None
+                    } else {
+                        c.alerts += 1;
+                        c.last_alert = Some(now);
+                        Some(std::mem::take(&mut c.suppressed))
+                    }
                 } else {
-                    false
+                    None
                 }
             } else {
                 c.run = 0;
-                false
+                None
             }
         };
         if violated {
             self.handles.violation(category);
         }
-        if raised {
-            self.raise(tenant, category, route, budget, took);
+        if let Some(suppressed) = raised {
+            self.raise(tenant, category, route, budget, took, suppressed);
         }
     }
 
@@ -581,6 +619,7 @@ impl Inner {
         route: Option<&str>,
         budget: Duration,
         took: Duration,
+        suppressed: u32,
     ) {
         let alert = Alert {
             id: Uuid::now_v7(),
@@ -588,6 +627,7 @@ impl Inner {
             category,
             route: route.map(|r| r.chars().take(300).collect()),
             consecutive: self.config.alert_after.max(1),
+            suppressed,
             budget_ms: budget.as_secs_f64() * 1000.0,
             observed_ms: took.as_secs_f64() * 1000.0,
             raised_at: Utc::now(),
@@ -597,6 +637,7 @@ impl Inner {
             category = category.as_str(),
             route = alert.route.as_deref().unwrap_or(""),
             consecutive = alert.consecutive,
+            suppressed = alert.suppressed,
             budget_ms = alert.budget_ms,
             observed_ms = alert.observed_ms,
             "performance budget violated repeatedly"
@@ -618,13 +659,13 @@ impl Inner {
         }
         let r = sqlx::query(
             "INSERT INTO monitor_alerts (id, tenant_id, category, route, consecutive, budget_ms, \
-             observed_ms, node, raised_at) \
+             observed_ms, node, raised_at, suppressed) \
              SELECT a.id, a.tenant_id, a.category, a.route, a.consecutive, a.budget_ms, \
-                    a.observed_ms, $8, a.raised_at \
+                    a.observed_ms, $8, a.raised_at, a.suppressed \
              FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[], \
-                         $6::float8[], $7::float8[], $9::timestamptz[]) \
+                         $6::float8[], $7::float8[], $9::timestamptz[], $10::int4[]) \
                   AS a(id, tenant_id, category, route, consecutive, budget_ms, observed_ms, \
-                       raised_at) \
+                       raised_at, suppressed) \
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(batch.iter().map(|a| a.id).collect::<Vec<_>>())
@@ -646,6 +687,12 @@ impl Inner {
         .bind(batch.iter().map(|a| a.observed_ms).collect::<Vec<_>>())
         .bind(&self.node)
         .bind(batch.iter().map(|a| a.raised_at).collect::<Vec<_>>())
+        .bind(
+            batch
+                .iter()
+                .map(|a| i32::try_from(a.suppressed).unwrap_or(i32::MAX))
+                .collect::<Vec<_>>(),
+        )
         .execute(system)
         .await;
         if let Err(e) = r {
@@ -897,6 +944,8 @@ pub struct AlertView {
     pub route: Option<String>,
     /// Violations in a row.
     pub consecutive: i32,
+    /// Runs completed within the cooldown since the previous alert (not raised on their own).
+    pub suppressed: i32,
     /// The budget.
     pub budget_ms: f64,
     /// The latency that completed the run.
@@ -907,6 +956,30 @@ pub struct AlertView {
     pub raised_at: DateTime<Utc>,
 }
 
+/// Deletes stored alerts (of every tenant) raised more than `retention` ago, in statements of
+/// [`RETENTION_BATCH`] rows so that no statement holds many locks or a long transaction.
+/// Returns how many were deleted. Run by the flusher through the system pool; any node may run
+/// it at the same time as another.
+pub async fn prune_alerts(system: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
+    let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+    let mut deleted = 0;
+    loop {
+        let n = sqlx::query(
+            "DELETE FROM monitor_alerts WHERE id IN (SELECT id FROM monitor_alerts \
+             WHERE raised_at < now() - make_interval(secs => $1) LIMIT $2)",
+        )
+        .bind(secs as f64)
+        .bind(RETENTION_BATCH)
+        .execute(system)
+        .await?
+        .rows_affected();
+        deleted += n;
+        if n < RETENTION_BATCH as u64 {
+            return Ok(deleted);
+        }
+    }
+}
+
 /// The tenant's most recent alerts (newest first) and their total.
 pub async fn recent_alerts(
     tx: &mut sqlx::PgConnection,
@@ -914,7 +987,8 @@ pub async fn recent_alerts(
     limit: i64,
 ) -> Result<(Vec<AlertView>, i64), sqlx::Error> {
     let rows: Vec<AlertView> = sqlx::query_as(
-        "SELECT id, category, route, consecutive, budget_ms, observed_ms, node, raised_at \
+        "SELECT id, category, route, consecutive, suppressed, budget_ms, observed_ms, node, \
+         raised_at \
          FROM monitor_alerts WHERE tenant_id = $1 ORDER BY raised_at DESC, id DESC LIMIT $2",
     )
     .bind(tenant)
@@ -997,6 +1071,55 @@ mod tests {
         // Another tenant sees nothing of it.
         let other = m.snapshot(Uuid::now_v7());
         assert_eq!(other.categories[0].count, 0);
+    }
+
+    /// The pending alerts' `suppressed` counts.
+    fn pending_suppressed(m: &Monitor) -> Vec<u32> {
+        m.inner
+            .as_ref()
+            .map(|i| lock(&i.pending).iter().map(|a| a.suppressed).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn runs_within_the_cooldown_raise_no_alert_and_the_next_alert_counts_them() {
+        let m = Monitor::new(MonitorConfig {
+            alert_after: 2,
+            alert_cooldown: Duration::from_millis(300),
+            ..MonitorConfig::default()
+        });
+        let (t, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let slow = Duration::from_millis(150);
+        // Five runs of two at once: the first raises, the four others fall in its cooldown.
+        for _ in 0..10 {
+            m.record(t, Category::Api, slow);
+        }
+        let api = &m.snapshot(t).categories[0];
+        assert_eq!((api.violations, api.alerts_raised), (10, 1));
+        assert_eq!(pending_suppressed(&m), [0]);
+        // The cooldown is per tenant (and category): another tenant's run raises at once.
+        m.record(other, Category::Api, slow);
+        m.record(other, Category::Api, slow);
+        // So is it per category: the same tenant's database run raises too.
+        m.record(t, Category::Db, slow);
+        m.record(t, Category::Db, slow);
+        assert_eq!(pending_suppressed(&m), [0, 0, 0]);
+        // After the cooldown, the next run raises and counts the four it held back.
+        std::thread::sleep(Duration::from_millis(350));
+        m.record(t, Category::Api, slow);
+        m.record(t, Category::Api, slow);
+        assert_eq!(pending_suppressed(&m), [0, 0, 0, 4]);
+        assert_eq!(m.snapshot(t).categories[0].alerts_raised, 2);
+        // No cooldown: every run raises.
+        let every = Monitor::new(MonitorConfig {
+            alert_after: 2,
+            alert_cooldown: Duration::ZERO,
+            ..MonitorConfig::default()
+        });
+        for _ in 0..6 {
+            every.record(t, Category::Api, slow);
+        }
+        assert_eq!(pending_suppressed(&every), [0, 0, 0]);
     }
 
     #[test]

@@ -6742,6 +6742,7 @@ mod tests {
             category: "api".into(),
             route: Some("GET /api/v1/incidents".into()),
             consecutive: 5,
+            suppressed: 3,
             budget_ms: 100.0,
             observed_ms: 150.2,
             node: "host:1".into(),

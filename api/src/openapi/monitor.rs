@@ -79,6 +79,13 @@ pub(super) fn add_schemas(add: &mut impl FnMut(&str, Value)) {
                     )),
                 ),
                 req("consecutive", int32("Violations in a row that raised it.")),
+                req(
+                    "suppressed",
+                    int32(
+                        "Runs of violations completed within the cooldown since the previous \
+                         alert of this category, which raised no alert of their own.",
+                    ),
+                ),
                 req("budget_ms", number("The budget.")),
                 req("observed_ms", number("The latency that completed the run.")),
                 req("node", string("The node that raised it.")),

@@ -237,6 +237,8 @@ async fn repeated_violations_raise_an_alert_visible_to_that_tenant_only() {
     let alert = &p["alerts"][0];
     assert_eq!(alert["category"], "api");
     assert_eq!(alert["consecutive"], 3);
+    // The first alert of the category: nothing held back by a cooldown before it.
+    assert_eq!(alert["suppressed"], 0);
     assert_eq!(alert["budget_ms"], 0.0);
     assert!(alert["observed_ms"].as_f64().expect("observed") > 0.0);
     assert!(alert["route"].as_str().expect("route").contains("/api/v1/"));
@@ -341,4 +343,78 @@ async fn webhook_deliveries_are_counted_and_timed_for_the_tenant() {
     assert!(delivered(&after) - delivered(&before) >= 1.0, "{after}");
     assert!(after.contains("eventdesk_bus_delivery_duration_seconds_bucket{"));
     app.stop().await;
+}
+
+#[tokio::test]
+async fn alerts_past_their_retention_are_deleted_and_newer_ones_kept() {
+    // A long cooldown and a zero budget: a tenant's steady violations raise one alert, not one
+    // per run, and the flusher's sweep deletes only what is older than the retention.
+    let app = TestApp::spawn_with(&[
+        ("EVENTDESK_MONITOR_BUDGETS", "api=0"),
+        ("EVENTDESK_MONITOR_ALERT_AFTER", "2"),
+        ("EVENTDESK_MONITOR_ALERT_COOLDOWN_SECS", "3600"),
+        ("EVENTDESK_MONITOR_FLUSH_MS", "100"),
+    ])
+    .await;
+    let a = app.tenant("Steadily Slow").await;
+    for _ in 0..8 {
+        let r = app
+            .call(Method::GET, "/api/v1/incidents", Some(&a.admin), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let p = loop {
+        let p = performance(&app, &a.admin).await;
+        if p["alerts_total"].as_i64().unwrap_or(0) >= 1 {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no alert recorded: {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Eight or more violations in runs of two, one alert: the others fell in its cooldown.
+    let api = category(&p, "api");
+    assert!(api["violations"].as_u64().expect("violations") >= 8, "{p}");
+    assert_eq!(api["alerts_raised"], 1, "{p}");
+    assert_eq!(p["alerts_total"], 1, "{p}");
+
+    // Two more alerts of the tenant, written as an older node would have: 40 and 10 days old.
+    let mut cfg = app.config.system_db();
+    cfg.max_connections = 2;
+    let sys = eventdesk_store::Db::connect(cfg)
+        .await
+        .expect("system pool");
+    for days in [40, 10] {
+        sqlx::query(
+            "INSERT INTO monitor_alerts (id, tenant_id, category, route, consecutive, budget_ms, \
+             observed_ms, node, raised_at) \
+             VALUES ($1, $2, 'api', NULL, 2, 0, 1, 'old-node', now() - make_interval(days => $3))",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(a.id.0)
+        .bind(days)
+        .execute(&sys.pool)
+        .await
+        .expect("old alert");
+    }
+    assert_eq!(performance(&app, &a.admin).await["alerts_total"], 3);
+    let deleted = eventdesk_api::monitor::prune_alerts(&sys.pool, Duration::from_secs(30 * 86_400))
+        .await
+        .expect("prune");
+    assert_eq!(deleted, 1);
+    let p = performance(&app, &a.admin).await;
+    assert_eq!(p["alerts_total"], 2, "{p}");
+    let nodes: Vec<&str> = p["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter_map(|a| a["node"].as_str())
+        .collect();
+    assert_eq!(nodes.iter().filter(|n| **n == "old-node").count(), 1, "{p}");
+    // Nothing left to delete: a second sweep (another node's) deletes nothing.
+    let again = eventdesk_api::monitor::prune_alerts(&sys.pool, Duration::from_secs(30 * 86_400))
+        .await
+        .expect("prune again");
+    assert_eq!(again, 0);
+    sys.pool.close().await;
 }
