@@ -441,20 +441,31 @@ fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The instructions (`Ir`) of every callgrind dump in `dir`, summed (each dump holds what was
-/// counted since the one before it).
-fn callgrind_total(dir: &std::path::Path) -> anyhow::Result<u64> {
-    let mut total = 0u64;
-    let mut dumps = 0;
+/// The callgrind dumps in `dir` (each holds what was counted since the one before it).
+fn callgrind_dumps(dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut dumps = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let is_dump = path
+        if path
             .file_name()
             .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("callgrind.out"));
-        if !is_dump {
-            continue;
+            .is_some_and(|n| n.starts_with("callgrind.out"))
+        {
+            dumps.push(path);
         }
+    }
+    anyhow::ensure!(
+        !dumps.is_empty(),
+        "callgrind wrote no dump in {}",
+        dir.display()
+    );
+    Ok(dumps)
+}
+
+/// The instructions (`Ir`) of every callgrind dump in `dir`, summed.
+fn callgrind_total(dir: &std::path::Path) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    for path in callgrind_dumps(dir)? {
         let text = std::fs::read_to_string(&path)?;
         let figure = |key: &str| {
             text.lines()
@@ -465,9 +476,7 @@ fn callgrind_total(dir: &std::path::Path) -> anyhow::Result<u64> {
         total += figure("totals:")
             .or_else(|| figure("summary:"))
             .ok_or_else(|| anyhow::anyhow!("{}: no totals", path.display()))?;
-        dumps += 1;
     }
-    anyhow::ensure!(dumps > 0, "callgrind wrote no dump in {}", dir.display());
     Ok(total)
 }
 
@@ -495,15 +504,7 @@ const MONITOR_CODE: &[&str] = &[
 /// costs, as `callgrind_annotate` lists them per function).
 fn callgrind_monitor_share(dir: &std::path::Path) -> anyhow::Result<u64> {
     let mut total = 0u64;
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let is_dump = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("callgrind.out"));
-        if !is_dump {
-            continue;
-        }
+    for path in callgrind_dumps(dir)? {
         let out = std::process::Command::new("callgrind_annotate")
             .args(["--auto=no", "--threshold=100"])
             .arg(&path)
