@@ -424,6 +424,16 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
+/// The sides of round `round` in ABBA order (monitor on first in even rounds), so that a
+/// database growing under the creates favours neither side.
+fn abba(round: usize) -> [bool; 2] {
+    if round.is_multiple_of(2) {
+        [true, false]
+    } else {
+        [false, true]
+    }
+}
+
 /// Runs `program` with `args` and fails unless it succeeds.
 fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<()> {
     let out = std::process::Command::new(program)
@@ -621,12 +631,7 @@ async fn bench_instructions(
     let mut errors = 0;
     let mut n = 0;
     for round in 0..a.rounds {
-        let order = if round % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for on in order {
+        for on in abba(round) {
             n += 1;
             let (ir, code, s, wall) = instructions_phase(config, a, on, tenant, &mut key).await?;
             println!(
@@ -792,12 +797,7 @@ pub async fn bench_monitor(config: &Config, a: MonitorArgs) -> anyhow::Result<()
         }
     } else {
         for round in 0..a.rounds {
-            let order = if round % 2 == 0 {
-                [true, false]
-            } else {
-                [false, true]
-            };
-            for on in order {
+            for on in abba(round) {
                 n += 1;
                 let f = phase(config, &a, on, &tenant, &mut key).await?;
                 record(n, on, f);

@@ -151,6 +151,19 @@ async fn performance(app: &TestApp, token: &str) -> Value {
     r.body
 }
 
+/// The tenant's performance view once the background flusher has stored an alert.
+async fn first_alert(app: &TestApp, admin: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let p = performance(app, admin).await;
+        if p["alerts_total"].as_i64().unwrap_or(0) >= 1 {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "no alert recorded: {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn category<'a>(p: &'a Value, name: &str) -> &'a Value {
     p["categories"]
         .as_array()
@@ -192,15 +205,7 @@ async fn repeated_violations_raise_an_alert_visible_to_that_tenant_only() {
     }
 
     // The alert is written by the background flusher.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let p = loop {
-        let p = performance(&app, &a.admin).await;
-        if p["alerts_total"].as_i64().unwrap_or(0) >= 1 {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "no alert recorded: {p}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let p = first_alert(&app, &a.admin).await;
     let api = category(&p, "api");
     assert_eq!(api["budget_ms"], 0.0);
     let count = api["count"].as_u64().expect("count");
@@ -363,15 +368,7 @@ async fn alerts_past_their_retention_are_deleted_and_newer_ones_kept() {
             .await;
         assert_eq!(r.status, StatusCode::OK);
     }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let p = loop {
-        let p = performance(&app, &a.admin).await;
-        if p["alerts_total"].as_i64().unwrap_or(0) >= 1 {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "no alert recorded: {p}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let p = first_alert(&app, &a.admin).await;
     // Eight or more violations in runs of two, one alert: the others fell in its cooldown.
     let api = category(&p, "api");
     assert!(api["violations"].as_u64().expect("violations") >= 8, "{p}");
