@@ -151,6 +151,16 @@ async fn performance(app: &TestApp, token: &str) -> Value {
     r.body
 }
 
+/// `n` incident lists as `admin`, each answered 200.
+async fn list_incidents(app: &TestApp, admin: &str, n: usize) {
+    for _ in 0..n {
+        let r = app
+            .call(Method::GET, "/api/v1/incidents", Some(admin), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+}
+
 /// The tenant's performance view once the background flusher has stored an alert.
 async fn first_alert(app: &TestApp, admin: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -197,12 +207,7 @@ async fn repeated_violations_raise_an_alert_visible_to_that_tenant_only() {
 
     app.incident(&a.admin, "slow one").await;
     app.incident(&a.admin, "slow two").await;
-    for _ in 0..2 {
-        let r = app
-            .call(Method::GET, "/api/v1/incidents", Some(&a.admin), None)
-            .await;
-        assert_eq!(r.status, StatusCode::OK);
-    }
+    list_incidents(&app, &a.admin, 2).await;
 
     // The alert is written by the background flusher.
     let p = first_alert(&app, &a.admin).await;
@@ -362,12 +367,7 @@ async fn alerts_past_their_retention_are_deleted_and_newer_ones_kept() {
     ])
     .await;
     let a = app.tenant("Steadily Slow").await;
-    for _ in 0..8 {
-        let r = app
-            .call(Method::GET, "/api/v1/incidents", Some(&a.admin), None)
-            .await;
-        assert_eq!(r.status, StatusCode::OK);
-    }
+    list_incidents(&app, &a.admin, 8).await;
     let p = first_alert(&app, &a.admin).await;
     // Eight or more violations in runs of two, one alert: the others fell in its cooldown.
     let api = category(&p, "api");
